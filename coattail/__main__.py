@@ -1,0 +1,3 @@
+from coattail.cli import main
+
+main()

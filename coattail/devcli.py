@@ -1,0 +1,65 @@
+"""`coattail dev up|down|status`: the local Kafka broker and DynamoDB Local."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from coattail.cliutil import fail
+from coattail.devservices import DevServices, ServiceError, ServiceInfo
+from coattail.devservices.jars import MissingDependencyError
+from coattail.settings.paths import state_dir
+
+app = typer.Typer(no_args_is_help=True)
+console = Console()
+
+
+def _services() -> DevServices:
+    return DevServices(state_dir())
+
+
+def _table(infos: dict[str, ServiceInfo]) -> Table:
+    table = Table(title=f"local services ({state_dir() / 'dev'})")
+    for column in ("service", "state", "address", "pid", "log"):
+        table.add_column(column)
+    for info in infos.values():
+        state = (
+            "[green]answering"
+            if info.answering
+            else ("[yellow]not answering" if info.pid else "[red]stopped")
+        )
+        table.add_row(info.name, state, info.address or "-", str(info.pid or "-"), info.log)
+    return table
+
+
+@app.command()
+def up() -> None:
+    """Start Kafka (KRaft) and DynamoDB Local on free loopback ports and wait until both answer."""
+    try:
+        infos = _services().up()
+    except (ServiceError, MissingDependencyError) as exc:
+        fail(str(exc))
+    console.print(_table(infos))
+
+
+@app.command()
+def down(wipe: bool = typer.Option(False, help="Also delete the services' data.")) -> None:
+    """Stop the local services (no process is left behind)."""
+    stopped = _services().down(wipe=wipe)
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Say what runs where. Exit code 1 when a service is not answering."""
+    services = _services()
+    infos = services.status()
+    if as_json:
+        typer.echo(json.dumps(services.as_dict(), indent=2))
+    else:
+        console.print(_table(infos))
+    if not all(i.answering for i in infos.values()):
+        raise typer.Exit(1)

@@ -1,0 +1,5 @@
+"""Configuration errors carry one sentence that says what is wrong and how to fix it."""
+
+
+class ConfigError(Exception):
+    """Raised for a bad or missing configuration; ``str(err)`` is a single line for the user."""

@@ -1,0 +1,237 @@
+"""The settings object every component receives. Unknown keys are errors, not silently ignored."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from coattail.contracts.trade import SYMBOL_PATTERN
+from coattail.settings.modules import validate_params
+
+P = TypeVar("P", bound=BaseModel)
+BinanceStream = Literal["trade", "aggTrade"]
+MODULE_ID = re.compile(r"^MOD-\d{3}$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConnectorSettings(_Section):
+    kind: Literal["cex", "onchain"] = "cex"
+    ws_url: str = ""
+    advanced_ws_url: str = ""
+    rest_url: str = ""
+    rpc_url: str = ""
+    streams: list[BinanceStream] = Field(default_factory=lambda: list[BinanceStream](["aggTrade"]))
+    feed: Literal["exchange_matches", "advanced_trade"] = "exchange_matches"
+    stale_after_seconds: float = Field(30, gt=0)
+    reconnect_after_hours: float = Field(23, gt=0, le=24)
+
+
+class ReconnectSettings(_Section):
+    initial_backoff_seconds: float = Field(0.5, gt=0)
+    max_backoff_seconds: float = Field(30, gt=0)
+    jitter: float = Field(0.25, ge=0, le=1)
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str = ""
+    topic: str = Field("trades", min_length=1)
+    dlq_topic: str = Field("trades-dlq", min_length=1)
+    partitions: int = Field(3, ge=1)
+
+
+class KinesisSettings(_Section):
+    stream_name: str = Field("coattail-trades", min_length=1)
+    dlq_stream_name: str = Field("coattail-trades-dlq", min_length=1)
+    region: str = "us-west-2"
+    endpoint_url: str = ""
+
+
+class StreamSettings(_Section):
+    backend: Literal["kafka", "kinesis"] = "kafka"
+    kafka: KafkaSettings = KafkaSettings()
+    kinesis: KinesisSettings = KinesisSettings()
+
+
+class ProducerSettings(_Section):
+    """Connector pods (``coattail connectors run``): status port, shutdown grace, buffers."""
+
+    status_host: str = "127.0.0.1"
+    status_port: int = Field(9102, ge=0, le=65535)
+    shutdown_grace_seconds: float = Field(20, gt=0)
+    queue_size: int = Field(10_000, ge=1)
+    dedupe_window: int = Field(100_000, ge=1)
+    gap_fill_max_trades: int = Field(100_000, ge=1)
+    kinesis_max_attempts: int = Field(8, ge=1)
+
+
+class HotStoreSettings(_Section):
+    table: str = Field("coattail-alerts", min_length=3, max_length=255)
+    region: str = "us-west-2"
+    endpoint_url: str = ""
+    ttl_hours: float = Field(24, gt=0)
+    create_if_missing: bool = True
+
+
+class CatalogSettings(_Section):
+    type: Literal["sql", "glue", "rest"] = "sql"
+    uri: str = ""
+    warehouse: str = ""
+
+
+class LakeSettings(_Section):
+    namespace: str = Field("coattail", pattern=r"^[a-z][a-z0-9_]*$")
+    catalog: CatalogSettings = CatalogSettings()
+    raw_zone: str = ""
+
+
+class PipelineSettings(_Section):
+    checkpoint_location: str = ""
+    trigger_interval_seconds: float = Field(10, gt=0)
+    starting_offsets: Literal["earliest", "latest"] = "earliest"
+    max_offsets_per_trigger: int = Field(200_000, gt=0)
+
+
+class QualitySettings(_Section):
+    required_fields: list[str] = Field(
+        default_factory=lambda: ["event_id", "symbol", "price", "quantity", "timestamp"]
+    )
+    price_min_exclusive: float = 0
+    quantity_min_exclusive: float = 0
+    restrict_to_configured_symbols: bool = True
+    dedup_window_minutes: int = Field(60, gt=0)
+    late_after_seconds: int = Field(300, gt=0)
+    consistency_tolerance_pct: float = Field(0.1, ge=0)
+    score_alarm_pct: float = Field(95, ge=0, le=100)
+    score_alarm_minutes: int = Field(5, gt=0)
+
+
+class ApiSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    api_keys: list[str] = Field(default_factory=list)
+    cors_origins: list[str] = Field(default_factory=list)
+    default_limit: int = Field(50, ge=1)
+    max_limit: int = Field(200, ge=1)
+    api_keys_file: str = ""
+    cursor_secret: str = ""
+    stream_poll_seconds: float = Field(1.0, gt=0)
+    stream_lookback_seconds: float = Field(300, gt=0)
+    stream_ping_seconds: float = Field(15, gt=0)
+
+
+class BatchSettings(_Section):
+    schedule: str = "0 2 * * *"
+    quality_pass_pct: float = Field(99, ge=0, le=100)
+    snapshot_retention_days: int = Field(7, ge=1)
+    notify: Literal["none", "webhook", "sns"] = "none"
+    webhook_url: str = ""
+    sns_topic_arn: str = ""
+
+
+class ModuleSpec(_Section):
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    alert_types: list[str] = Field(min_length=1)
+    output_table: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class SparkRole(_Section):
+    cores: int = Field(1, ge=1)
+    memory: str = Field("2g", pattern=r"^\d+[mg]$")
+
+
+class SparkExecutor(SparkRole):
+    instances: int = Field(1, ge=1)
+
+
+class SparkSizing(_Section):
+    driver: SparkRole = SparkRole()
+    executor: SparkExecutor = SparkExecutor()
+
+
+class Settings(_Section):
+    profile: Literal["embedded", "k8s-local", "eks"] = "embedded"
+    tier: str = Field("small", pattern=r"^[a-z][a-z0-9_-]*$")
+    instruments: dict[str, list[str]]
+    equivalences: dict[str, list[str]] = Field(default_factory=dict)
+    connectors: dict[str, ConnectorSettings]
+    reconnect: ReconnectSettings = ReconnectSettings()
+    stream: StreamSettings = StreamSettings()
+    producer: ProducerSettings = ProducerSettings()
+    hot_store: HotStoreSettings = HotStoreSettings()
+    lake: LakeSettings = LakeSettings()
+    pipeline: PipelineSettings = PipelineSettings()
+    quality: QualitySettings = QualitySettings()
+    api: ApiSettings = ApiSettings()
+    batch: BatchSettings = BatchSettings()
+    modules: dict[str, ModuleSpec]
+    # Resolved from the tier file(s):
+    active_modules: list[str] = Field(default_factory=list)
+    active_connectors: list[str] = Field(default_factory=list)
+    spark: SparkSizing = SparkSizing()
+    # Where things live (not from YAML):
+    config_dir: Path
+    state_dir: Path
+
+    @field_validator("instruments")
+    @classmethod
+    def _symbols_are_normalised(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for exchange, symbols in value.items():
+            for symbol in symbols:
+                if not re.match(SYMBOL_PATTERN, symbol):
+                    raise ValueError(f"{exchange} symbol {symbol!r} is not BASE-QUOTE upper case")
+        return value
+
+    @field_validator("modules")
+    @classmethod
+    def _module_ids_and_params(cls, value: dict[str, ModuleSpec]) -> dict[str, ModuleSpec]:
+        for module_id, spec in value.items():
+            if not MODULE_ID.match(module_id):
+                raise ValueError(f"module id {module_id!r} is not of the form MOD-123")
+            validate_params(module_id, spec.params)
+        return value
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Settings:
+        for module_id in self.active_modules:
+            if module_id not in self.modules:
+                raise ValueError(f"tier {self.tier!r} activates unknown module {module_id}")
+        for name in self.active_connectors:
+            if name not in self.connectors:
+                raise ValueError(f"tier {self.tier!r} activates unknown connector {name!r}")
+        for group, members in self.equivalences.items():
+            if len(members) < 2:
+                raise ValueError(f"equivalence {group!r} needs at least two instruments")
+            for member in members:
+                exchange, _, symbol = member.partition(":")
+                if symbol not in self.instruments.get(exchange, []):
+                    raise ValueError(
+                        f"equivalence {group!r} names {member!r}, which is not a configured instrument"
+                    )
+        if self.api.default_limit > self.api.max_limit:
+            raise ValueError("api.default_limit must not exceed api.max_limit")
+        return self
+
+    # -- typed accessors -------------------------------------------------------------------------
+    def module_params(self, module_id: str, model: type[P]) -> P:
+        """Typed params of one module (``model`` is e.g. VolumeAnomalyParams)."""
+        return model.model_validate(self.modules[module_id].params)
+
+    def alert_types(self) -> list[str]:
+        """Alert types registered by the active tier's modules, in module order."""
+        seen: list[str] = []
+        for module_id in self.active_modules:
+            seen += [t for t in self.modules[module_id].alert_types if t not in seen]
+        return seen
+
+    def all_symbols(self) -> list[str]:
+        return sorted({s for symbols in self.instruments.values() for s in symbols})
+
+    def state_path(self, *parts: str) -> Path:
+        return self.state_dir.joinpath(*parts)

@@ -1,0 +1,132 @@
+"""Configuration loader: tiers, environment overrides and one-line errors."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from coattail.settings import ConfigError, load_settings
+from coattail.settings.modules import VolumeAnomalyParams, WhaleParams, severity_for
+
+pytestmark = pytest.mark.unit
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_small_tier_is_the_default() -> None:
+    settings = load_settings(env={})
+    assert settings.tier == "small"
+    assert settings.active_modules == ["MOD-001", "MOD-002", "MOD-003"]
+    assert settings.active_connectors == ["binance", "coinbase"]
+    assert settings.alert_types() == ["volume_spike", "whale_trade", "spread_dislocation"]
+
+
+def test_tiers_are_supersets() -> None:
+    medium = load_settings("medium", env={})
+    large = load_settings("large", env={})
+    assert medium.active_modules == [f"MOD-{i:03d}" for i in range(1, 8)]
+    assert large.active_modules == [f"MOD-{i:03d}" for i in range(1, 12)]
+    assert large.active_connectors == ["binance", "coinbase", "ethereum", "solana"]
+    assert (medium.spark.executor.instances, large.spark.executor.cores) == (5, 2)
+
+
+def test_default_instruments_and_equivalences() -> None:
+    settings = load_settings(env={})
+    assert {"BTC-USDT", "ETH-USDT"} <= set(settings.instruments["binance"])
+    assert {"BTC-USD", "ETH-USD"} <= set(settings.instruments["coinbase"])
+    assert settings.equivalences["BTC"] == ["binance:BTC-USDT", "coinbase:BTC-USD"]
+
+
+def test_environment_overrides_are_typed() -> None:
+    env = {
+        "COATTAIL_STREAM__BACKEND": "kinesis",
+        "COATTAIL_MODULES__MOD_001__PARAMS__Z_THRESHOLD": "3",
+        "COATTAIL_API__CORS_ORIGINS": "[http://a.example, http://b.example]",
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1234",
+    }
+    settings = load_settings(env=env)
+    assert settings.stream.backend == "kinesis"
+    assert settings.module_params("MOD-001", VolumeAnomalyParams).z_threshold == 3.0
+    assert settings.api.cors_origins == ["http://a.example", "http://b.example"]
+    assert settings.stream.kafka.bootstrap_servers == "127.0.0.1:1234"
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"COATTAIL_MODULES__MOD_001__PARAMS__Z_THRESHOLD": "abc"}, "z_threshold"),
+        ({"COATTAIL_MODULES__MOD_001__PARAMS__Z_THRESHOLD": "-1"}, "greater than 0"),
+        ({"COATTAIL_STREAM__BACKEND": "pigeon"}, "COATTAIL_STREAM__BACKEND='pigeon'"),
+        ({"COATTAIL_STREAM__BACKEN": "kafka"}, "unknown setting"),
+        ({"COATTAIL_TIER": "huge"}, "unknown tier 'huge'"),
+        ({"COATTAIL_INSTRUMENTS__BINANCE": "[btcusdt]"}, "not BASE-QUOTE"),
+    ],
+)
+def test_bad_overrides_fail_with_one_line(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(env=env)
+    assert needle in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_module_in_tier_and_missing_file(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    (tmp_path / "config" / "tiers" / "small.yaml").write_text("modules: [MOD-001, MOD-099]\n")
+    with pytest.raises(ConfigError, match="unknown module MOD-099"):
+        load_settings(config_dir=tmp_path / "config", env={})
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(config_dir=tmp_path / "nowhere", env={})
+
+
+def test_bad_severity_bands_are_refused() -> None:
+    with pytest.raises(ConfigError, match="strictly increasing"):
+        load_settings(
+            env={},
+            overrides={
+                "modules.MOD-002.params.severity_bands": [
+                    {"above": 5, "severity": "high"},
+                    {"above": 1, "severity": "low"},
+                ]
+            },
+        )
+
+
+def test_severity_bands_are_strict_thresholds() -> None:
+    bands = load_settings(env={}).module_params("MOD-002", WhaleParams).severity_bands
+    assert severity_for(bands, 100_000) is None
+    assert severity_for(bands, 100_000.01) == "medium"
+    assert severity_for(bands, 500_001) == "high"
+    assert severity_for(bands, 1_000_000.5) == "critical"
+
+
+def _coattail(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "coattail", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+        check=False,
+    )
+
+
+def test_config_show_medium_lists_modules() -> None:
+    result = _coattail("config", "show", "--tier", "medium")
+    assert result.returncode == 0, result.stderr
+    for i in range(1, 8):
+        assert f"MOD-{i:03d}" in result.stdout
+    assert "active_modules:\n- MOD-001" in result.stdout
+
+
+def test_config_bad_override_is_one_line_and_nonzero() -> None:
+    result = _coattail("config", "show", env={"COATTAIL_MODULES__MOD_003__PARAMS__THRESHOLD_PCT": "lots"})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: config error: modules.MOD-003.params.threshold_pct")
+    assert "Traceback" not in result.stderr
