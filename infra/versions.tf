@@ -1,0 +1,11 @@
+# Provider and CLI pins. Works with Terraform >= 1.6 and OpenTofu >= 1.6.
+terraform {
+  required_version = ">= 1.6.0"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = "~> 6.0"
+    }
+  }
+}
