@@ -92,7 +92,10 @@ def answers(bootstrap: str, timeout: float = 2.0) -> bool:
     from confluent_kafka.admin import AdminClient
 
     try:
-        admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000)})
+        # log_level 0: while the broker starts, librdkafka would print every refused connection.
+        admin = AdminClient(
+            {"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000), "log_level": 0}
+        )
         meta = admin.list_topics(timeout=timeout)
     except Exception:
         return False

@@ -24,7 +24,7 @@ from coattail.settings.models import Settings
 from coattail.settings.modules import validate_params
 
 PREFIX = "COATTAIL_"
-RESERVED = {"COATTAIL_CONFIG_DIR", "COATTAIL_STATE_DIR"}
+RESERVED = {"COATTAIL_CONFIG_DIR", "COATTAIL_STATE_DIR", "COATTAIL_JARS_DIR"}
 ALIASES = {
     "KAFKA_BOOTSTRAP_SERVERS": ("stream", "kafka", "bootstrap_servers"),
     "DYNAMODB_ENDPOINT": ("hot_store", "endpoint_url"),

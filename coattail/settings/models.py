@@ -95,6 +95,9 @@ class PipelineSettings(_Section):
     trigger_interval_seconds: float = Field(10, gt=0)
     starting_offsets: Literal["earliest", "latest"] = "earliest"
     max_offsets_per_trigger: int = Field(200_000, gt=0)
+    shuffle_partitions: int = Field(4, ge=1)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(9103, ge=0, le=65535)
 
 
 class QualitySettings(_Section):
@@ -125,6 +128,21 @@ class ApiSettings(_Section):
     stream_ping_seconds: float = Field(15, gt=0)
 
 
+class BatchSparkApplication(_Section):
+    """The Spark steps (reprocess, upkeep) as SparkApplications, waited on like Step Functions' ``.sync``."""
+
+    namespace: str = "default"
+    image: str = ""
+    service_account: str = ""
+    main_application_file: str = "local:///opt/coattail/jobs/batch_spark_main.py"
+    spark_version: str = "4.1.1"
+    env_config_map: str = ""
+    env_secret: str = ""
+    run_as_user: int = Field(185, ge=1)
+    timeout_seconds: float = Field(3600, gt=0)
+    poll_seconds: float = Field(15, gt=0)
+
+
 class BatchSettings(_Section):
     schedule: str = "0 2 * * *"
     quality_pass_pct: float = Field(99, ge=0, le=100)
@@ -132,6 +150,16 @@ class BatchSettings(_Section):
     notify: Literal["none", "webhook", "sns"] = "none"
     webhook_url: str = ""
     sns_topic_arn: str = ""
+    backfill_exchange: Literal["binance"] = "binance"
+    request_weight_budget: int = Field(3000, ge=10, le=6000)
+    freshness_minutes: int = Field(60, gt=0)
+    max_dead_letter_pct: float = Field(1, ge=0, le=100)
+    step_attempts: int = Field(3, ge=1)
+    retry_backoff_seconds: float = Field(30, ge=0)
+    pushgateway_url: str = ""
+    metrics_textfile: str = ""
+    reprocess_runner: Literal["local", "spark-operator"] = "local"
+    spark_application: BatchSparkApplication = BatchSparkApplication()
 
 
 class ModuleSpec(_Section):

@@ -1,0 +1,107 @@
+"""The alert service: ``create_app(settings)`` builds the FastAPI app (routers, middleware, lifespan).
+
+The store is created once per process in the lifespan and reached through dependencies, like
+FastAPI's full-stack template; tests pass their own settings (endpoint, table) instead of patching.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+import api
+from api import cursor, errors
+from api.auth import load_api_keys, require_api_key
+from api.routers import alerts, dashboard, health, meta, metrics, stream
+from api.routers.dashboard import STATIC_DIR
+from api.routers.health import may_create_table
+from api.sse import Broadcaster
+from api.store import AlertStore, StoreUnavailableError, make_client, streams_for
+from api.telemetry import MetricsMiddleware, Telemetry
+from coattail.settings import Settings, load_settings
+from coattail.settings.endpoints import dynamodb_endpoint
+
+log = logging.getLogger(__name__)
+
+
+def build_store(settings: Settings) -> AlertStore:
+    """The process's store; ConfigError (one line) when no DynamoDB endpoint can be resolved."""
+    client = make_client(dynamodb_endpoint(settings), settings.hot_store.region)
+    return AlertStore(client, settings.hot_store.table)
+
+
+def create_app(settings: Settings | None = None, *, store: AlertStore | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    the_store = store or build_store(settings)
+    telemetry = Telemetry()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.table_checked = False
+        if may_create_table(settings):
+            try:
+                created = await run_in_threadpool(the_store.ensure_table)
+                app.state.table_checked = True
+                if created:
+                    log.info("created alerts table %s", the_store.table)
+            except StoreUnavailableError as exc:
+                log.warning("alert store not ready at start-up (%s); /readyz retries", exc)
+        else:
+            app.state.table_checked = True
+        broadcaster = Broadcaster(
+            the_store,
+            streams_for(None, None, settings.alert_types()),
+            poll_seconds=settings.api.stream_poll_seconds,
+            lookback_seconds=settings.api.stream_lookback_seconds,
+            telemetry=telemetry,
+        )
+        app.state.broadcaster = broadcaster
+        try:
+            yield
+        finally:
+            await broadcaster.close()
+            if store is None:
+                the_store.close()
+
+    app = FastAPI(
+        title="Coat Tail Capital alert API",
+        version=api.__version__,
+        description="Smart-money alerts from the detector pipeline (hot store: the last 24 hours).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = the_store
+    app.state.telemetry = telemetry
+    app.state.api_keys = load_api_keys(settings)
+    app.state.cursor_key = cursor.cursor_key(settings.api.cursor_secret, settings.hot_store.table)
+    app.state.table_checked = False
+
+    errors.install(app)
+    # With no keys configured the dependency (and the security scheme in the OpenAPI) is left out.
+    protected = [Depends(require_api_key)] if app.state.api_keys else []
+    app.include_router(stream.build_router(), dependencies=protected)  # before /alerts/{alert_id}
+    app.include_router(alerts.build_router(settings), dependencies=protected)
+    app.include_router(metrics.build_router(), dependencies=protected)
+    app.include_router(meta.build_router(), dependencies=protected)
+    app.include_router(health.build_router())
+    app.include_router(dashboard.build_router())
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    # Added last = outermost: metrics see every response, including compressed and CORS ones.
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)  # 9 costs ~3x the CPU
+    if settings.api.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api.cors_origins,
+            allow_methods=["GET"],
+            allow_headers=["X-API-Key", "Last-Event-ID"],
+        )
+    app.add_middleware(MetricsMiddleware, telemetry=telemetry)
+    return app

@@ -1,0 +1,95 @@
+"""Opaque page cursors: base64url(JSON state) + "." + base64url(HMAC-SHA256), bound to the query.
+
+The state holds, per stream, where the previous page stopped, plus the resolved ``since`` (the default
+"24 h ago" moves with the clock, so later pages must reuse the first page's value). The HMAC makes a
+cursor tamper-evident, and the query fingerprint stops a cursor from one filter being replayed on
+another, which would otherwise silently skip or repeat items.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from api.store.alerts import DONE, Position
+
+MAX_CURSOR_CHARS = 4096
+_MAC_BYTES = 16
+
+
+class CursorError(ValueError):
+    """A cursor that is malformed, forged or from another query; the message says which."""
+
+
+@dataclass(frozen=True)
+class CursorState:
+    since: str  # fixed-width time key
+    positions: dict[str, Position]
+
+
+def cursor_key(secret: str, table: str) -> bytes:
+    """HMAC key: the configured secret, else one derived from the table name (validation, not secrecy)."""
+    material = secret or f"coattail-cursor:{table}"
+    return hashlib.sha256(material.encode()).digest()
+
+
+def fingerprint(alert_type: str | None, symbol: str | None) -> str:
+    return hashlib.sha256(f"{alert_type or ''}|{symbol or ''}".encode()).hexdigest()[:12]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def encode(key: bytes, query: str, state: CursorState) -> str:
+    body = orjson.dumps({"v": 1, "q": query, "since": state.since, "p": state.positions})
+    mac = hmac.new(key, body, hashlib.sha256).digest()[:_MAC_BYTES]
+    return f"{_b64(body)}.{_b64(mac)}"
+
+
+def decode(key: bytes, query: str, token: str, stream_names: list[str]) -> CursorState:
+    """Check and unpack a cursor for the query with these streams; CursorError says what is wrong."""
+    if len(token) > MAX_CURSOR_CHARS:
+        raise CursorError("is too long; pass the 'next' value of the previous page unchanged")
+    body_text, _, mac_text = token.partition(".")
+    try:
+        body, mac = _unb64(body_text), _unb64(mac_text)
+    except (binascii.Error, ValueError):
+        raise CursorError("is not valid base64url; pass the 'next' value unchanged") from None
+    expected = hmac.new(key, body, hashlib.sha256).digest()[:_MAC_BYTES]
+    if not hmac.compare_digest(mac, expected):
+        raise CursorError("was altered or issued by another deployment; start again without one")
+    try:
+        data: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise CursorError("payload is not JSON") from None
+    if not isinstance(data, dict) or data.get("v") != 1:
+        raise CursorError("version is not supported; start again without one")
+    if data.get("q") != query:
+        raise CursorError("belongs to a query with other type/symbol filters")
+    positions = data.get("p")
+    since = data.get("since")
+    if (
+        not isinstance(since, str)
+        or not isinstance(positions, dict)
+        or sorted(positions) != sorted(stream_names)
+    ):
+        raise CursorError("no longer matches the registered alert types; start again without one")
+    for value in positions.values():
+        ok = value is None or value == DONE
+        ok = ok or (
+            isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) and v for v in value)
+        )
+        if not ok:
+            raise CursorError("holds an invalid position")
+    return CursorState(since=since, positions=positions)

@@ -1,0 +1,1 @@
+"""HTTP routers of the alert service; each module builds its router from the settings."""

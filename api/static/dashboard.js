@@ -1,0 +1,300 @@
+// Coat Tail Capital dashboard: vanilla JS, no build step, nothing loaded from outside this service.
+// The live feed reads /alerts/stream with fetch() rather than EventSource, because EventSource cannot
+// send the X-API-Key header; reconnects resume with Last-Event-ID like EventSource would.
+"use strict";
+
+const SEVERITIES = ["low", "medium", "high", "critical"];
+const MAX_ROWS = 300;
+const RETRY_MS = 3000;
+const PANEL_REFRESH_MS = 15000;
+
+const state = {
+  alerts: new Map(),        // alert_id -> alert
+  fresh: new Set(),         // ids that arrived live (highlighted once)
+  lastEventId: null,
+  stream: null,             // AbortController of the open stream
+  generation: 0,            // bumps on filter change so stale streams stop
+  panelTimers: new Map(),
+};
+
+const $ = (sel) => document.querySelector(sel);
+
+function apiKey() { return localStorage.getItem("coattail.apiKey") || ""; }
+
+async function api(path, options = {}) {
+  const headers = Object.assign({}, options.headers || {});
+  if (apiKey()) headers["X-API-Key"] = apiKey();
+  const response = await fetch(path, Object.assign({}, options, { headers }));
+  if (response.status === 401 && !options.retried) {
+    const key = window.prompt("This alert service needs an API key (X-API-Key):", "");
+    if (key) {
+      localStorage.setItem("coattail.apiKey", key.trim());
+      return api(path, Object.assign({}, options, { retried: true }));
+    }
+  }
+  return response;
+}
+
+async function getJson(path) {
+  const response = await api(path);
+  if (!response.ok) {
+    let detail = response.statusText;
+    try { detail = (await response.json()).detail || detail; } catch (_) { /* not JSON */ }
+    throw new Error(`${path}: ${response.status} ${detail}`);
+  }
+  return response.json();
+}
+
+function filters() {
+  return {
+    type: $("#filter-type").value,
+    symbol: $("#filter-symbol").value,
+    severity: $("#filter-severity").value,
+  };
+}
+
+function query(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v) q.set(k, v);
+  const text = q.toString();
+  return text ? `?${text}` : "";
+}
+
+function setStatus(kind, text) {
+  const el = $("#status");
+  el.className = `status ${kind}`;
+  el.dataset.state = kind;
+  el.textContent = text;
+}
+
+// ---- feed ----------------------------------------------------------------------------------------
+function fmtTime(iso) { return iso.replace("T", " ").replace("Z", "").slice(0, 19); }
+
+function fmtNumber(value, digits = 2) {
+  const n = Number(value);
+  if (value === null || value === undefined || Number.isNaN(n)) return "–";
+  if (Math.abs(n) >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
+  if (Math.abs(n) >= 1e3) return `${(n / 1e3).toFixed(1)}K`;
+  return n.toFixed(digits);
+}
+
+function cell(text, className) {
+  const td = document.createElement("td");
+  if (className) td.className = className;
+  td.textContent = text;
+  return td;
+}
+
+function renderFeed() {
+  const minSeverity = SEVERITIES.indexOf(filters().severity);
+  const rows = [...state.alerts.values()]
+    .filter((a) => SEVERITIES.indexOf(a.severity) >= minSeverity)
+    .sort((a, b) => (a.detected_at < b.detected_at ? 1 : a.detected_at > b.detected_at ? -1 : 0));
+  const body = $("#feed tbody");
+  const fragment = document.createDocumentFragment();
+  for (const a of rows) {
+    const tr = document.createElement("tr");
+    tr.dataset.alertId = a.alert_id;
+    tr.dataset.type = a.alert_type;
+    tr.dataset.severity = a.severity;
+    if (state.fresh.has(a.alert_id)) tr.className = "new";
+    tr.append(cell(fmtTime(a.detected_at), "time"));
+    const sev = cell("", "");
+    const badge = document.createElement("span");
+    badge.className = `sev ${a.severity}`;
+    badge.textContent = a.severity;
+    sev.append(badge);
+    tr.append(sev, cell(a.alert_type), cell(a.symbol), cell(a.exchange || "cross"), cell(a.message));
+    fragment.append(tr);
+  }
+  body.replaceChildren(fragment);
+  state.fresh.clear();
+  $("#feed-empty").hidden = rows.length > 0;
+  $("#feed-count").textContent = `${rows.length} alert${rows.length === 1 ? "" : "s"} shown`;
+}
+
+function addAlert(alert, live) {
+  if (state.alerts.has(alert.alert_id)) return;
+  state.alerts.set(alert.alert_id, alert);
+  if (live) state.fresh.add(alert.alert_id);
+  if (state.alerts.size > MAX_ROWS) {
+    const oldest = [...state.alerts.values()].sort((a, b) => (a.detected_at < b.detected_at ? -1 : 1))[0];
+    state.alerts.delete(oldest.alert_id);
+  }
+}
+
+async function loadFeed() {
+  const f = filters();
+  const page = await getJson(`/alerts${query({ type: f.type, symbol: f.symbol, limit: 200 })}`);
+  for (const alert of page.items) addAlert(alert, false);
+  renderFeed();
+}
+
+// ---- live stream (SSE over fetch) ----------------------------------------------------------------
+async function openStream(generation) {
+  const f = filters();
+  const controller = new AbortController();
+  state.stream = controller;
+  const headers = { Accept: "text/event-stream" };
+  if (state.lastEventId) headers["Last-Event-ID"] = state.lastEventId;
+  try {
+    const response = await api(`/alerts/stream${query({ type: f.type, symbol: f.symbol })}`, {
+      headers, signal: controller.signal,
+    });
+    if (!response.ok) throw new Error(`stream answered ${response.status}`);
+    setStatus("live", "live");
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    let event = {};
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let newline;
+      while ((newline = buffer.search(/\r\n|\n|\r/)) >= 0) {
+        const line = buffer.slice(0, newline);
+        buffer = buffer.slice(newline + (buffer.startsWith("\r\n", newline) ? 2 : 1));
+        if (line === "") {
+          if (event.data !== undefined && (event.event || "message") === "alert") onAlert(event);
+          event = {};
+        } else if (!line.startsWith(":")) {
+          const colon = line.indexOf(":");
+          const name = colon < 0 ? line : line.slice(0, colon);
+          const val = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+          event[name] = name === "data" && event.data !== undefined ? `${event.data}\n${val}` : val;
+        }
+      }
+    }
+  } catch (err) {
+    if (controller.signal.aborted) return;
+    console.warn("alert stream:", err);
+  }
+  if (generation !== state.generation) return;
+  setStatus("error", "reconnecting…");
+  setTimeout(() => { if (generation === state.generation) openStream(generation); }, RETRY_MS);
+}
+
+function onAlert(event) {
+  const alert = JSON.parse(event.data);
+  if (event.id) state.lastEventId = event.id;
+  addAlert(alert, true);
+  renderFeed();
+  schedulePanel(alert.symbol, 500);
+}
+
+// ---- per-symbol panels ---------------------------------------------------------------------------
+function sparkline(points, className, label) {
+  const wrap = document.createElement("div");
+  wrap.className = `chart ${className}`;
+  const caption = document.createElement("div");
+  caption.className = "label";
+  caption.textContent = label;
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 240 44");
+  svg.setAttribute("preserveAspectRatio", "none");
+  const values = points.map((p) => p.value).filter((v) => v !== null && Number.isFinite(v));
+  if (values.length === 0) {
+    const text = document.createElementNS(ns, "text");
+    text.setAttribute("x", "4"); text.setAttribute("y", "26"); text.setAttribute("class", "empty");
+    text.textContent = "no data in the period";
+    svg.append(text);
+  } else {
+    const min = Math.min(...values), max = Math.max(...values);
+    const span = max - min || 1;
+    const step = values.length > 1 ? 236 / (values.length - 1) : 0;
+    const coords = values.map((v, i) => `${(2 + i * step).toFixed(1)},${(40 - ((v - min) / span) * 36).toFixed(1)}`);
+    if (coords.length === 1) coords.push(`238,${coords[0].split(",")[1]}`);
+    const line = document.createElementNS(ns, "polyline");
+    line.setAttribute("points", coords.join(" "));
+    svg.append(line);
+  }
+  wrap.append(caption, svg);
+  return wrap;
+}
+
+function figure(dl, name, value) {
+  const dt = document.createElement("dt");
+  dt.textContent = name;
+  const dd = document.createElement("dd");
+  dd.textContent = value;
+  dl.append(dt, dd);
+}
+
+function renderPanel(m) {
+  const panel = document.getElementById(`panel-${m.symbol}`);
+  if (!panel) return;
+  const h3 = document.createElement("h3");
+  h3.textContent = m.symbol;
+  const count = document.createElement("span");
+  count.className = "count";
+  const n = m.anomaly_count;
+  count.textContent = `${n}${m.complete ? "" : "+"} alert${n === 1 ? "" : "s"} / 24 h`;
+  h3.append(count);
+  const dl = document.createElement("dl");
+  dl.className = "figures";
+  const v = m.latest_volume, s = m.latest_spread, w = m.last_whale;
+  figure(dl, "Volume window", v ? `${fmtNumber(v.window_volume)} (z ${fmtNumber(v.z_score)})` : "–");
+  figure(dl, "Spread", s ? `${fmtNumber(s.spread_pct)} %` : "–");
+  figure(dl, "Last whale", w ? `${fmtNumber(w.quote_volume)} ${w.side || ""}` : "–");
+  figure(dl, "Whale at", w ? fmtTime(w.detected_at).slice(11) : "–");
+  panel.replaceChildren(
+    h3, dl,
+    sparkline(m.volume_series, "vol", "flagged window volume"),
+    sparkline(m.spread_series, "spr", "spread %"),
+  );
+}
+
+async function refreshPanel(symbol) {
+  try {
+    renderPanel(await getJson(`/metrics/${encodeURIComponent(symbol)}`));
+  } catch (err) {
+    console.warn(err);
+  }
+}
+
+function schedulePanel(symbol, delay) {
+  clearTimeout(state.panelTimers.get(symbol));
+  state.panelTimers.set(symbol, setTimeout(() => refreshPanel(symbol), delay));
+}
+
+// ---- start-up and filter changes -----------------------------------------------------------------
+async function restart() {
+  state.generation += 1;
+  if (state.stream) state.stream.abort();
+  state.alerts.clear();
+  state.lastEventId = null;
+  setStatus("connecting", "connecting…");
+  try {
+    await loadFeed();
+  } catch (err) {
+    setStatus("error", String(err.message || err));
+  }
+  openStream(state.generation);
+}
+
+async function main() {
+  try {
+    const [types, symbols] = await Promise.all([getJson("/alert-types"), getJson("/symbols")]);
+    for (const t of types.alert_types) $("#filter-type").append(new Option(t.alert_type, t.alert_type));
+    for (const s of symbols.symbols) {
+      $("#filter-symbol").append(new Option(s, s));
+      const panel = document.createElement("article");
+      panel.className = "panel";
+      panel.id = `panel-${s}`;
+      panel.textContent = s;
+      $("#panels").append(panel);
+      refreshPanel(s);
+    }
+    setInterval(() => symbols.symbols.forEach((s) => refreshPanel(s)), PANEL_REFRESH_MS);
+  } catch (err) {
+    setStatus("error", String(err.message || err));
+  }
+  $("#filter-type").addEventListener("change", restart);
+  $("#filter-symbol").addEventListener("change", restart);
+  $("#filter-severity").addEventListener("change", renderFeed);
+  restart();
+}
+
+main();

@@ -1,0 +1,93 @@
+"""`coattail connectors run|replay|plan`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+
+from coattail.cliutil import fail
+from coattail.settings import load_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command()
+def run(
+    exchange: Annotated[
+        list[str] | None, typer.Option(help="Only these exchanges (default: the tier's)")
+    ] = None,
+    tier: Annotated[str | None, typer.Option(help="Tier to load (default: config)")] = None,
+    log_level: Annotated[str, typer.Option(help="Log level")] = "INFO",
+) -> None:
+    """Stream the configured exchanges to the configured stream until SIGTERM (SYMBOLS env partitions)."""
+    from connectors.logs import setup_json_logging
+    from connectors.manager import ConnectorManager, plan_symbols
+
+    setup_json_logging(log_level)
+    settings = load_settings(tier)
+    plan = plan_symbols(settings, os.environ.get("SYMBOLS", ""), exchange or None)
+
+    async def main() -> int:
+        manager = ConnectorManager(settings, plan)
+        return await manager.run()
+
+    code = asyncio.run(main())
+    raise SystemExit(code)
+
+
+@app.command()
+def plan(tier: Annotated[str | None, typer.Option(help="Tier to load")] = None) -> None:
+    """Print which exchange/symbols this pod would stream (after SYMBOLS)."""
+    from connectors.manager import plan_symbols
+
+    settings = load_settings(tier)
+    typer.echo(orjson.dumps(plan_symbols(settings, os.environ.get("SYMBOLS", ""))).decode())
+
+
+@app.command()
+def replay(
+    file: Annotated[Path, typer.Argument(help="Raw-message JSONL ('-' for stdin)")],
+    fast: Annotated[
+        bool, typer.Option("--fast", help="As fast as possible instead of the recorded pace")
+    ] = False,
+    exchange: Annotated[str | None, typer.Option(help="Exchange of bare (non-envelope) lines")] = None,
+    speed: Annotated[float, typer.Option(help="Pace multiplier when not --fast")] = 1.0,
+) -> None:
+    """Replay raw exchange messages through normalise -> writer to the configured stream."""
+    from connectors.metrics import Metrics
+    from connectors.replay import replay as do_replay
+    from connectors.writer import build_writer
+
+    if str(file) != "-" and not file.is_file():
+        fail(f"{file} does not exist; record one with `coattail simulate --out {file}`")
+    if speed <= 0:
+        fail("--speed must be positive")
+    settings = load_settings()
+    writer = build_writer(settings, Metrics())
+    try:
+        with sys.stdin.buffer if str(file) == "-" else file.open("rb") as fh:
+            stats = do_replay(
+                fh,
+                writer,
+                fast=fast,
+                default_exchange=exchange,
+                known_symbols=settings.instruments,
+                speed=speed,
+            )
+    finally:
+        remaining = writer.flush(60)
+        writer.close()
+    typer.echo(
+        f"replayed {stats.lines} lines: {stats.trades} trades written, "
+        f"{stats.duplicates} duplicates dropped, {stats.skipped} non-trade messages skipped, "
+        f"{stats.dead_lettered} dead-lettered",
+        err=True,
+    )
+    if remaining:
+        fail(f"{remaining} records were not delivered within 60 s")

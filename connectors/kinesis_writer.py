@@ -1,0 +1,170 @@
+"""Kinesis writer (boto3 ``put_records``): ≤ 500 records / 5 MiB per call, partition key = symbol.
+
+``put_records`` is not atomic: some records can fail (throttling) while the rest succeed. Only the
+failed ones are resent, with exponential backoff; after ``max_attempts`` the writer gives up loudly
+(ProduceError + the failures metric) instead of dropping data silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from coattail.settings import ConfigError, Settings
+from connectors.base import DeadLetter, Item
+from connectors.metrics import Metrics
+from connectors.trade import Trade
+from connectors.writer import ProduceError, StreamWriter
+
+log = logging.getLogger("connectors")
+MAX_RECORDS = 500
+MAX_BYTES = 5 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class _Batch:
+    stream: str
+    records: list[tuple[bytes, str, str]] = field(default_factory=list)  # data, partition key, exchange
+    size: int = 0
+    since: float = 0.0
+
+
+class KinesisWriter(StreamWriter):
+    backend = "kinesis"
+
+    def __init__(
+        self,
+        client: Any,
+        stream_name: str,
+        dlq_stream_name: str,
+        *,
+        metrics: Metrics | None = None,
+        max_attempts: int = 8,
+        initial_backoff: float = 0.1,
+        max_backoff: float = 5.0,
+        linger_seconds: float = 0.25,
+    ) -> None:
+        self.client = client
+        self.metrics = metrics or Metrics()
+        self.max_attempts = max_attempts
+        self.initial_backoff = initial_backoff
+        self.max_backoff = max_backoff
+        self.linger = linger_seconds
+        self._trades = _Batch(stream_name)
+        self._dlq = _Batch(dlq_stream_name)
+        self._latency = self.metrics.produce_latency.labels(self.backend)
+        self._retries = self.metrics.produce_retries.labels(self.backend)
+        self._failures = self.metrics.produce_failures.labels(self.backend)
+        self.delivered = 0
+        self.calls = 0
+        self._lock = threading.RLock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, metrics: Metrics) -> KinesisWriter:
+        k = settings.stream.kinesis
+        client = boto3.client(
+            "kinesis",
+            region_name=k.region,
+            endpoint_url=k.endpoint_url or None,
+            config=Config(retries={"max_attempts": 3, "mode": "standard"}),
+        )
+        for name in (k.stream_name, k.dlq_stream_name):
+            try:
+                client.describe_stream_summary(StreamName=name)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                raise ConfigError(
+                    f"Kinesis stream {name!r} is not usable in {k.region} ({code}); create it with "
+                    "Terraform (infra/) or point COATTAIL_STREAM__KINESIS__ENDPOINT_URL at an emulator"
+                ) from None
+            except BotoCoreError as exc:
+                raise ConfigError(f"cannot reach Kinesis in {k.region}: {exc}") from None
+        attempts = settings.producer.kinesis_max_attempts
+        return cls(client, k.stream_name, k.dlq_stream_name, metrics=metrics, max_attempts=attempts)
+
+    # The batches are plain lists: one lock keeps a shutdown flush from racing a late batch.
+    def write(self, trade: Trade) -> None:
+        with self._lock:
+            self._add(self._trades, trade.to_json(), trade.symbol, trade.exchange)
+
+    def dead_letter(self, letter: DeadLetter) -> None:
+        with self._lock:
+            self._add(self._dlq, letter.to_json(), letter.exchange, "")
+
+    def write_many(self, items: Iterable[Item]) -> None:
+        with self._lock:
+            super().write_many(items)
+
+    def _add(self, batch: _Batch, data: bytes, key: str, exchange: str) -> None:
+        size = len(data) + len(key.encode())
+        if batch.records and (len(batch.records) >= MAX_RECORDS or batch.size + size > MAX_BYTES):
+            self._send(batch)
+        if not batch.records:
+            batch.since = time.monotonic()
+        batch.records.append((data, key, exchange))
+        batch.size += size
+
+    def tick(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            for batch in (self._trades, self._dlq):
+                if batch.records and now - batch.since >= self.linger:
+                    self._send(batch)
+
+    def flush(self, timeout: float) -> int:
+        with self._lock:
+            for batch in (self._trades, self._dlq):
+                if batch.records:
+                    self._send(batch)
+        return 0
+
+    def _send(self, batch: _Batch) -> None:
+        pending = batch.records
+        batch.records, batch.size = [], 0
+        attempt = 0
+        while pending:
+            attempt += 1
+            started = time.monotonic()
+            entries = [{"Data": data, "PartitionKey": key} for data, key, _ in pending]
+            try:
+                self.calls += 1
+                results = self.client.put_records(StreamName=batch.stream, Records=entries)["Records"]
+            except (ClientError, BotoCoreError) as exc:
+                failed, reason = pending, str(exc)  # the whole call failed: all of it is retried
+            else:
+                elapsed = time.monotonic() - started
+                failed = []
+                reason = ""
+                for record, result in zip(pending, results, strict=True):
+                    if "ErrorCode" in result:
+                        failed.append(record)
+                        reason = f"{result['ErrorCode']}: {result.get('ErrorMessage', '')}"
+                    else:
+                        self.delivered += 1
+                        self._latency.observe(elapsed)
+                        if record[2]:
+                            self.metrics.produced.labels(record[2]).inc()
+            if not failed:
+                return
+            if attempt >= self.max_attempts:
+                self._failures.inc(len(failed))
+                log.error(
+                    "kinesis gave up", extra={"stream": batch.stream, "records": len(failed), "error": reason}
+                )
+                raise ProduceError(
+                    f"kinesis stream {batch.stream}: {len(failed)} records still failing after "
+                    f"{attempt} attempts ({reason})"
+                )
+            self._retries.inc(len(failed))
+            delay = min(self.max_backoff, self.initial_backoff * 2 ** (attempt - 1))
+            time.sleep(delay * random.uniform(0.5, 1.0))
+            pending = failed

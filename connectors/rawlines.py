@@ -1,0 +1,43 @@
+"""The raw-message JSONL format shared by the simulator, ``connectors replay`` and ``coattail normalize``.
+
+Each line is ``{"exchange": ..., "received_at": "<ISO Z>", "raw": <message as the exchange sent it>}``
+or (for normalize) a bare exchange message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from connectors.trade import NormalizeError, iso_timestamp
+
+
+@dataclass(slots=True, frozen=True)
+class RawLine:
+    exchange: str | None
+    received_at: str | None
+    message: Any
+
+
+def parse_line(line: str | bytes) -> RawLine:
+    """One JSONL line; raises NormalizeError (with a reason) for lines that are not JSON objects."""
+    try:
+        data = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise NormalizeError(f"not JSON: {exc}") from None
+    if type(data) is not dict:
+        raise NormalizeError(f"expected a JSON object, got {type(data).__name__}")
+    if "raw" in data and "exchange" in data:
+        exchange = data["exchange"]
+        if type(exchange) is not str:
+            raise NormalizeError("exchange: expected a string")
+        received = data.get("received_at")
+        received_at = iso_timestamp(received, "received_at") if received is not None else None
+        return RawLine(exchange, received_at, data["raw"])
+    return RawLine(None, None, data)
+
+
+def envelope(exchange: str, received_at: str, raw: Any) -> bytes:
+    return orjson.dumps({"exchange": exchange, "received_at": received_at, "raw": raw})

@@ -1,0 +1,62 @@
+"""One stream-writer interface, two real backends (Kafka, Kinesis), picked by ``stream.backend``."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+
+from coattail.settings import Settings
+from connectors.base import DeadLetter, Item
+from connectors.metrics import Metrics
+from connectors.trade import Trade
+
+
+class ProduceError(RuntimeError):
+    """The stream refused records for good (after the retry limit); the message says how many and why."""
+
+
+class StreamWriter(ABC):
+    """Trades keyed by symbol to the trade stream; dead letters (reason + raw) to the dead-letter stream.
+
+    ``write`` may block briefly for back-pressure (bounded client buffers), never grows without bound.
+    """
+
+    backend: str = ""
+
+    @abstractmethod
+    def write(self, trade: Trade) -> None: ...
+
+    @abstractmethod
+    def dead_letter(self, letter: DeadLetter) -> None: ...
+
+    @abstractmethod
+    def flush(self, timeout: float) -> int:
+        """Deliver everything buffered; returns how many records are still undelivered."""
+
+    def tick(self) -> None:  # noqa: B027 - optional
+        """Periodic upkeep while idle (serve callbacks, send lingering batches)."""
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Release client resources (after ``flush``)."""
+
+    def write_many(self, items: Iterable[Item]) -> None:
+        for item in items:
+            if type(item) is Trade:
+                self.write(item)
+            elif isinstance(item, DeadLetter):
+                self.dead_letter(item)
+
+
+def build_writer(settings: Settings, metrics: Metrics) -> StreamWriter:
+    """The writer for the configured backend, with its topics/streams checked or created."""
+    if settings.stream.backend == "kinesis":
+        from connectors.kinesis_writer import KinesisWriter
+
+        return KinesisWriter.from_settings(settings, metrics)
+    from coattail.settings.endpoints import kafka_bootstrap
+    from connectors.kafka_writer import KafkaWriter
+
+    k = settings.stream.kafka
+    writer = KafkaWriter(kafka_bootstrap(settings), k.topic, k.dlq_topic, metrics=metrics)
+    writer.ensure_topics(k.partitions)
+    return writer
