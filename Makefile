@@ -27,3 +27,16 @@ lint: ## ruff + mypy only
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
 
 .PHONY: help setup demo test up down status lint
+
+# --- Kubernetes (charts/coattail): stop/start streaming on a running release -----------------------
+RELEASE ?= coattail
+NAMESPACE ?= coattail
+CHART ?= charts/coattail
+
+stop: ## Stop streaming on the cluster: connectors to 0, SparkApplication suspended (API stays up)
+	@helm upgrade $(RELEASE) $(CHART) -n $(NAMESPACE) --reuse-values --set streaming.enabled=false --wait
+
+start: ## Start streaming again on the cluster (connectors up, SparkApplication resumed)
+	@helm upgrade $(RELEASE) $(CHART) -n $(NAMESPACE) --reuse-values --set streaming.enabled=true --wait
+
+.PHONY: start stop

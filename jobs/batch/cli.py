@@ -1,0 +1,186 @@
+"""`coattail batch …`: backfill, reprocess, quality, maintain, history and the daily workflow."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from coattail.cliutil import fail
+from coattail.settings import Settings, load_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+run_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app.add_typer(run_app, name="run", help="Run a whole workflow (steps in order, retries, failure branch).")
+
+Tier = Annotated[str | None, typer.Option(help="Tier (default: config `tier`)")]
+
+
+def _setup(tier: str | None) -> Settings:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return load_settings(tier)
+
+
+def parse_time(value: str, option: str) -> datetime:
+    """ISO date or date-time; without an offset it is UTC."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"{option} {value!r} is not an ISO date or date-time (e.g. 2026-01-05 or 2026-01-05T12:00:00Z)")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_day(value: str | None) -> date:
+    from jobs.batch.workflow import yesterday
+
+    if value is None:
+        return yesterday()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        fail(f"--date {value!r} is not a date (YYYY-MM-DD)")
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+@app.command("backfill")
+def backfill_command(
+    start: Annotated[str, typer.Option(help="Range start (ISO, UTC), inclusive")],
+    end: Annotated[str, typer.Option(help="Range end (ISO, UTC), exclusive")],
+    symbol: Annotated[
+        list[str] | None,
+        typer.Option(help="BASE-QUOTE, repeatable (default: all configured Binance symbols)"),
+    ] = None,
+    flush_rows: Annotated[int, typer.Option(help="Rows per Iceberg commit")] = 10_000,
+    tier: Tier = None,
+) -> None:
+    """Load Binance aggTrades history into raw_trades and the raw zone (resumable, idempotent)."""
+    from jobs.batch.backfill import backfill
+    from jobs.batch.binance_rest import RestError
+
+    settings = _setup(tier)
+    symbols = symbol or settings.instruments.get(settings.batch.backfill_exchange, [])
+    try:
+        results = backfill(
+            settings, symbols, parse_time(start, "--start"), parse_time(end, "--end"), flush_rows=flush_rows
+        )
+    except (ValueError, RestError) as exc:
+        fail(str(exc), 1)
+    _echo_json([r.__dict__ | {"raw_files": len(r.raw_files)} for r in results])
+
+
+@app.command("reprocess")
+def reprocess_command(
+    start: Annotated[str, typer.Option(help="Range start (ISO, UTC), inclusive")],
+    end: Annotated[str, typer.Option(help="Range end (ISO, UTC), exclusive")],
+    as_of_snapshot: Annotated[int | None, typer.Option(help="raw_trades snapshot id to read")] = None,
+    as_of_timestamp: Annotated[
+        str | None, typer.Option(help="Read raw_trades as it was at this time")
+    ] = None,
+    swap: Annotated[bool, typer.Option(help="Replace the range of anomaly_alerts in one commit")] = False,
+    master: Annotated[str | None, typer.Option(help="Spark master (default: local[2] when embedded)")] = None,
+    tier: Tier = None,
+) -> None:
+    """Re-run the detectors on raw_trades as of a snapshot/time; print the diff against anomaly_alerts."""
+    from jobs.batch.reprocess import ReprocessError, reprocess, resolve_snapshot
+    from jobs.batch.spark import batch_session
+
+    if as_of_snapshot is not None and as_of_timestamp is not None:
+        fail("give --as-of-snapshot or --as-of-timestamp, not both")
+    settings = _setup(tier)
+    as_of = parse_time(as_of_timestamp, "--as-of-timestamp") if as_of_timestamp else None
+    begin, finish = parse_time(start, "--start"), parse_time(end, "--end")
+    try:  # resolved before Spark starts: a wrong id fails in a second, not after a JVM start
+        snapshot = resolve_snapshot(settings, as_of_snapshot, as_of)
+    except ReprocessError as exc:
+        fail(str(exc), 1)
+    spark = batch_session(settings, master=master)
+    try:
+        result = reprocess(spark, settings, begin, finish, snapshot_id=snapshot, swap=swap)
+    except ReprocessError as exc:
+        fail(str(exc), 1)
+    finally:
+        spark.stop()
+    sys.stderr.write(result.diff.render() + "\n")
+    _echo_json(result.summary())
+
+
+@app.command("quality")
+def quality_command(
+    day: Annotated[str | None, typer.Option("--date", help="UTC day YYYY-MM-DD (default: yesterday)")] = None,
+    output: Annotated[Path | None, typer.Option(help="Also write the JSON report here")] = None,
+    tier: Tier = None,
+) -> None:
+    """Quality checks of one day; JSON report on stdout, exit 1 when below batch.quality_pass_pct."""
+    from jobs.batch.quality import check_day
+
+    settings = _setup(tier)
+    report = check_day(settings, parse_day(day))
+    text = json.dumps(report.to_json(), indent=2, default=str)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text + "\n")
+    typer.echo(text)
+    if not report.passed:
+        fail(f"quality check failed for {report.date}: {', '.join(report.failures())}", 1)
+
+
+@app.command("maintain")
+def maintain_command(
+    older_than: Annotated[
+        str | None, typer.Option(help="Expire snapshots older than this (default: now - retention days)")
+    ] = None,
+    master: Annotated[str | None, typer.Option(help="Spark master (default: local[2] when embedded)")] = None,
+    tier: Tier = None,
+) -> None:
+    """Compact small files, expire old snapshots and remove orphan files of every tier table."""
+    from jobs.batch.maintain import maintain
+    from jobs.batch.spark import batch_session
+
+    settings = _setup(tier)
+    limit = parse_time(older_than, "--older-than") if older_than else None
+    spark = batch_session(settings, master=master)
+    try:
+        results = maintain(spark, settings, older_than=limit)
+    finally:
+        spark.stop()
+    _echo_json([r.to_json() for r in results])
+
+
+@app.command("history")
+def history_command(limit: Annotated[int, typer.Option(help="Rows to show")] = 20, tier: Tier = None) -> None:
+    """Recent workflow steps from the batch_runs table."""
+    from jobs.batch.runs import history
+
+    _echo_json(history(_setup(tier), limit))
+
+
+@run_app.command("daily")
+def daily_command(
+    day: Annotated[str | None, typer.Option("--date", help="UTC day YYYY-MM-DD (default: yesterday)")] = None,
+    steps: Annotated[
+        str | None, typer.Option(help="Comma-separated subset of backfill,reprocess,quality,maintain")
+    ] = None,
+    tier: Tier = None,
+) -> None:
+    """backfill → reprocess → quality → maintain, with retries; failure branch notifies, exit 1."""
+    from jobs.batch.workflow import STEPS, DailyWorkflow
+
+    chosen = tuple(s.strip() for s in steps.split(",")) if steps else STEPS
+    unknown = [s for s in chosen if s not in STEPS]
+    if unknown:
+        fail(f"unknown step(s) {', '.join(unknown)}; choose from {', '.join(STEPS)}")
+    settings = _setup(tier)
+    result = DailyWorkflow(settings, parse_day(day), interactive=None).run(
+        tuple(s for s in STEPS if s in chosen)
+    )
+    _echo_json(result.to_json())
+    if not result.succeeded:
+        fail(f"daily batch failed at {result.failed_step}: {result.error}", 1)

@@ -1,0 +1,7 @@
+"""Built-in detector modules; importing this package registers them with the ModuleRegistry."""
+
+from jobs.detectors.spread import SpreadDetector
+from jobs.detectors.volume import VolumeAnomalyDetector
+from jobs.detectors.whale import WhaleDetector
+
+__all__ = ["SpreadDetector", "VolumeAnomalyDetector", "WhaleDetector"]

@@ -1,0 +1,20 @@
+"""Small helpers shared by the detectors: epoch-microsecond times and display formats."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from coattail.contracts.types import format_utc
+
+
+def from_us(value: int) -> datetime:
+    """UTC datetime from epoch microseconds (detectors pass times as integers: no timezone guessing)."""
+    return datetime.fromtimestamp(value // 1_000_000, UTC).replace(microsecond=value % 1_000_000)
+
+
+def iso(value: datetime) -> str:
+    return format_utc(value)
+
+
+def money(value: float) -> str:
+    return f"{value:,.0f}"

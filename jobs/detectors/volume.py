@@ -1,0 +1,198 @@
+"""MOD-001 volume anomaly: 60 s windows per (symbol, exchange) scored against the key's last hour.
+
+Windowing and the rolling baseline live in one stateful operator (``applyInPandasWithState`` with an
+event-time timeout): Spark refuses a stateful operator after a window aggregation in append mode, and
+keeping both in :func:`jobs.logic.advance_volume` means batch mode (``applyInPandas``, all at once)
+runs exactly the same code. The per-key state is small: open windows plus ≤ 60 window volumes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from coattail.contracts import Alert
+from coattail.settings import Settings
+from coattail.settings.modules import VolumeAnomalyParams
+from jobs.compat import patch_apply_in_pandas_with_state
+from jobs.detectors.common import from_us, iso, money
+from jobs.framework.detector import BaseDetector, DetectorResult
+from jobs.logic import ClosedWindow, VolumeState, advance_volume, band_severity
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pyspark.sql import DataFrame
+
+OUTPUT_SCHEMA = (
+    "symbol string, exchange string, window_start_us long, window_end_us long, window_volume double, "
+    "trade_count long, rolling_mean double, rolling_stddev double, z_score double, history_windows int, "
+    "flagged boolean"
+)
+STATE_SCHEMA = "state string"
+patch_apply_in_pandas_with_state()  # also runs in the Python worker when it unpickles _stream_fn
+
+
+class VolumeAnomalyDetector(BaseDetector):
+    module_id = "MOD-001"
+    module_name = "volume-anomaly"
+    stateful = True
+
+    def configure(self, settings: Settings) -> None:
+        super().configure(settings)
+        self.params = settings.module_params(self.module_id, VolumeAnomalyParams)
+
+    def watermark_seconds(self) -> int:
+        return self.params.watermark_seconds
+
+    def table_columns(self) -> str:
+        return (
+            "symbol string, exchange string, window_start timestamp, window_end timestamp, "
+            "window_volume double, trade_count long, rolling_mean double, rolling_stddev double, "
+            "z_score double, history_windows int, flagged boolean, severity string"
+        )
+
+    def partitioning(self) -> str:
+        return "days(window_start), symbol"
+
+    def record_keys(self) -> tuple[str, ...]:
+        return ("symbol", "exchange", "window_start")
+
+    def _advance_kwargs(self) -> dict[str, Any]:
+        p = self.params
+        window_ms = p.window_seconds * 1000
+        return {
+            "window_ms": window_ms,
+            "baseline_windows": max(1, p.baseline_minutes * 60_000 // window_ms),
+            "min_history": p.min_history_minutes * 60_000 // window_ms,
+            "threshold": p.z_threshold,
+        }
+
+    def process(self, trades: DataFrame) -> DataFrame:
+        from pyspark.sql import functions as F
+
+        slim = trades.select(
+            "symbol",
+            "exchange",
+            "timestamp",
+            F.floor(F.unix_micros("timestamp") / 1000).cast("long").alias("ts_ms"),
+            F.col("quote_volume").cast("double").alias("qv"),
+        )
+        grouped = slim.groupBy("symbol", "exchange")
+        kwargs = self._advance_kwargs()
+        if not trades.isStreaming:
+            return grouped.applyInPandas(_batch_fn(kwargs), OUTPUT_SCHEMA)
+        from pyspark.sql.streaming.state import GroupStateTimeout
+
+        return grouped.applyInPandasWithState(
+            _stream_fn(kwargs), OUTPUT_SCHEMA, STATE_SCHEMA, "Append", GroupStateTimeout.EventTimeTimeout
+        )
+
+    def finish(self, rows: list[dict[str, Any]]) -> DetectorResult:
+        result = DetectorResult()
+        alert_type = self.alert_types()[0]
+        floor = self.params.severity_bands[0].severity
+        for row in sorted(rows, key=lambda r: (r["window_start_us"], r["symbol"], r["exchange"])):
+            start, end = from_us(row["window_start_us"]), from_us(row["window_end_us"])
+            z = row["z_score"]
+            flagged = bool(row["flagged"]) and z is not None
+            severity = band_severity(self.params.severity_bands, abs(z), floor) if flagged else None
+            result.records.append(
+                {
+                    "symbol": row["symbol"],
+                    "exchange": row["exchange"],
+                    "window_start": start,
+                    "window_end": end,
+                    "window_volume": row["window_volume"],
+                    "trade_count": row["trade_count"],
+                    "rolling_mean": row["rolling_mean"],
+                    "rolling_stddev": row["rolling_stddev"],
+                    "z_score": z,
+                    "history_windows": row["history_windows"],
+                    "flagged": flagged,
+                    "severity": severity,
+                }
+            )
+            if not flagged or severity is None or z is None:
+                continue
+            direction = "spike" if z > 0 else "drop"
+            result.alerts.append(
+                Alert.create(
+                    module_id=self.module_id,
+                    alert_type=alert_type,
+                    symbol=row["symbol"],
+                    exchange=row["exchange"],
+                    severity=severity,
+                    detected_at=end,
+                    message=f"Volume {direction} on {row['exchange']} {row['symbol']}: "
+                    f"{money(row['window_volume'])} in {self.params.window_seconds}s (z={z:.2f})",
+                    details={
+                        "z_score": round(z, 6),
+                        "window_volume": row["window_volume"],
+                        "rolling_mean": row["rolling_mean"],
+                        "rolling_stddev": row["rolling_stddev"],
+                        "window_start": iso(start),
+                        "window_end": iso(end),
+                        "history_windows": row["history_windows"],
+                    },
+                    evidence=(row["symbol"], row["exchange"], start),
+                    ttl=self.alert_ttl(),
+                )
+            )
+        return result
+
+
+def _rows(key: tuple[Any, ...], closed: list[ClosedWindow]) -> pd.DataFrame:
+    import pandas as pd
+
+    columns = [c.split()[0] for c in OUTPUT_SCHEMA.split(", ")]
+    return pd.DataFrame(
+        [
+            (
+                key[0],
+                key[1],
+                w.window_start_ms * 1000,
+                w.window_end_ms * 1000,
+                w.volume,
+                w.trades,
+                w.score.mean,
+                w.score.stddev,
+                w.score.z,
+                w.score.history_windows,
+                w.score.flagged,
+            )
+            for w in closed
+        ],
+        columns=columns,
+    )
+
+
+def _trades(pdfs: Iterator[pd.DataFrame]) -> list[tuple[int, float]]:
+    out: list[tuple[int, float]] = []
+    for pdf in pdfs:
+        pdf = pdf.sort_values("ts_ms", kind="stable")
+        out += list(zip(pdf["ts_ms"].astype("int64").tolist(), pdf["qv"].astype(float).tolist(), strict=True))
+    return out
+
+
+def _batch_fn(kwargs: dict[str, Any]) -> Any:
+    def run(key: tuple[Any, ...], pdf: pd.DataFrame) -> pd.DataFrame:
+        closed, _ = advance_volume(VolumeState(), _trades(iter([pdf])), None, **kwargs)
+        return _rows(key, closed)
+
+    return run
+
+
+def _stream_fn(kwargs: dict[str, Any]) -> Any:
+    window_ms = kwargs["window_ms"]
+
+    def run(key: tuple[Any, ...], pdfs: Iterator[pd.DataFrame], state: Any) -> Iterator[pd.DataFrame]:
+        current = VolumeState.from_json(json.loads(state.get[0])) if state.exists else VolumeState()
+        trades = [] if state.hasTimedOut else _trades(pdfs)
+        closed, _late = advance_volume(current, trades, state.getCurrentWatermarkMs(), **kwargs)
+        state.update((json.dumps(current.to_json()),))
+        if current.open:  # wake up when the watermark passes the oldest open window's end
+            state.setTimeoutTimestamp(min(current.open) + window_ms)
+        yield _rows(key, closed)
+
+    return run

@@ -1,0 +1,104 @@
+"""Pipeline metrics (seed §4.3/§8.3) for Prometheus, fed by a StreamingQueryListener.
+
+The ingest query ``observe``s two metric sets per micro-batch: ``dq_in`` (records read) before
+de-duplication and ``dq_out`` (passed / failed / late / inconsistent) after it. The listener turns
+them into counters, so records in = passed + dead-lettered (failed) + duplicates, and the gauge
+``QualityScore`` = passed / processed × 100 of the latest non-empty batch.
+
+Spark's own metrics (batch durations, state rows, input rates) come from its PrometheusServlet: see
+:data:`jobs.session.PROMETHEUS_CONF` (the chart turns it on and scrapes ``/metrics/prometheus``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from pyspark.sql.streaming import StreamingQueryListener
+
+log = logging.getLogger("jobs.pipeline")
+
+INGEST_QUERY = "coattail-ingest"
+REGISTRY = CollectorRegistry()
+_NS = "coattail_pipeline"
+PROCESSED = Counter(f"{_NS}_records_processed", "RecordsProcessed: records read", registry=REGISTRY)
+PASSED = Counter(f"{_NS}_records_passed", "RecordsPassed: valid, first seen", registry=REGISTRY)
+FAILED = Counter(f"{_NS}_records_failed", "RecordsFailed: dead-lettered with a reason", registry=REGISTRY)
+LATE = Counter(
+    f"{_NS}_records_late", "RecordsLate: passed but older than the lateness bound", registry=REGISTRY
+)
+DUPLICATE = Counter(f"{_NS}_records_duplicate", "RecordsDuplicate: dropped repeats", registry=REGISTRY)
+INCONSISTENT = Counter(
+    f"{_NS}_records_inconsistent", "quote_volume off price × quantity beyond tolerance", registry=REGISTRY
+)
+COUNTERS = {
+    "processed": PROCESSED,
+    "passed": PASSED,
+    "failed": FAILED,
+    "late": LATE,
+    "inconsistent": INCONSISTENT,
+    "duplicate": DUPLICATE,
+}
+QUALITY_SCORE = Gauge(f"{_NS}_quality_score", "QualityScore: passed / processed × 100", registry=REGISTRY)
+ALERTS = Counter(f"{_NS}_alerts", "Alerts routed", ["module_id", "alert_type"], registry=REGISTRY)
+BATCHES = Counter(f"{_NS}_batches", "Micro-batches completed", ["query"], registry=REGISTRY)
+
+
+def serve(host: str, port: int) -> Any:
+    """Serve /metrics; returns the server (port 0 picks a free port: ``server.server_port``)."""
+    server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
+    return server
+
+
+# Totals per streaming query id (stable across restarts from one checkpoint), for tests and benchmarks.
+BY_QUERY: dict[str, dict[str, int]] = {}
+
+
+def record_batch(observed: dict[str, Any], query_id: str = "") -> None:
+    """Update the counters from one ingest batch's observed metrics."""
+    seen, out = observed.get("dq_in"), observed.get("dq_out")
+    if seen is None or out is None:
+        return
+    processed = int(seen["records"] or 0)
+    counts = {
+        "processed": processed,
+        "passed": int(out["passed"] or 0),
+        "failed": int(out["failed"] or 0),
+        "late": int(out["late"] or 0),
+        "inconsistent": int(out["inconsistent"] or 0),
+        "duplicate": processed - int(out["records"] or 0),
+    }
+    for name, counter in COUNTERS.items():
+        counter.inc(counts[name])
+    mine = BY_QUERY.setdefault(query_id, dict.fromkeys(counts, 0))
+    for name, value in counts.items():
+        mine[name] += value
+    if processed:
+        QUALITY_SCORE.set(counts["passed"] / processed * 100)
+
+
+def totals() -> dict[str, float]:
+    """Current counter values (tests and the benchmark read these)."""
+    names = ["processed", "passed", "failed", "late", "duplicate", "inconsistent"]
+    out = {n: REGISTRY.get_sample_value(f"{_NS}_records_{n}_total") or 0.0 for n in names}
+    out["quality_score"] = REGISTRY.get_sample_value(f"{_NS}_quality_score") or 0.0
+    return out
+
+
+class QualityListener(StreamingQueryListener):  # type: ignore[misc]
+    def onQueryStarted(self, event: Any) -> None:  # noqa: N802 - Spark's API names
+        log.info("query %s started (id %s)", event.name, event.id)
+
+    def onQueryProgress(self, event: Any) -> None:  # noqa: N802
+        progress = event.progress
+        BATCHES.labels(progress.name or "unnamed").inc()
+        if progress.name == INGEST_QUERY:
+            record_batch({k: v.asDict() for k, v in progress.observedMetrics.items()}, str(progress.id))
+
+    def onQueryIdle(self, event: Any) -> None:  # noqa: N802
+        pass
+
+    def onQueryTerminated(self, event: Any) -> None:  # noqa: N802
+        if event.exception:
+            log.error("query %s failed: %s", event.id, event.exception.splitlines()[0])

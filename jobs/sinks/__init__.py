@@ -1,0 +1,1 @@
+"""Sinks: the Iceberg lake tables and the DynamoDB hot alert store."""

@@ -1,0 +1,65 @@
+"""Print alerts as they land, from the API's Server-Sent Events stream (used by `make demo`)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+
+import httpx
+from rich.console import Console
+
+# The stream sends a keep-alive comment every few seconds, so a long read timeout only catches a dead API.
+READ_TIMEOUT = httpx.Timeout(10.0, read=120.0)
+SEVERITY_STYLE = {"low": "dim", "medium": "yellow", "high": "bold red", "critical": "bold white on red"}
+
+
+def _show(console: Console, alert: dict[str, str], seen: set[str]) -> None:
+    if alert["alert_id"] in seen:  # the stream replays its look-back window on (re)connect
+        return
+    seen.add(alert["alert_id"])
+    style = SEVERITY_STYLE.get(alert["severity"], "")
+    console.print(
+        f"[{style}]{alert['severity']:>8}[/] {alert['detected_at']} "
+        f"{alert['alert_type']:<19} {alert['symbol']:<9} {alert['message']}",
+        overflow="ellipsis",
+        no_wrap=True,
+    )
+
+
+def watch(base_url: str) -> None:
+    console = Console()
+    seen: set[str] = set()
+    last_id = ""
+    # First what the last day already holds (oldest first), then the live stream.
+    try:
+        recent = httpx.get(f"{base_url}/alerts", params={"limit": 200}, timeout=30).json()["items"]
+    except httpx.HTTPError as exc:
+        sys.exit(f"error: the alert API at {base_url} does not answer ({exc}); start it with `coattail api`")
+    for alert in reversed(recent):
+        _show(console, alert, seen)
+    while True:
+        headers = {"Last-Event-ID": last_id} if last_id else {}
+        try:
+            url = f"{base_url}/alerts/stream"
+            with httpx.stream("GET", url, headers=headers, timeout=READ_TIMEOUT) as resp:
+                resp.raise_for_status()
+                event: dict[str, str] = {}
+                for line in resp.iter_lines():
+                    if line:
+                        field, _, value = line.partition(":")
+                        event[field] = value.lstrip()
+                        continue
+                    if event.get("event") == "alert" and "data" in event:
+                        last_id = event.get("id", last_id)
+                        _show(console, json.loads(event["data"]), seen)
+                    event = {}
+        except httpx.HTTPError as exc:  # the API restarting: reconnect and resume after the last id
+            console.print(f"[dim]alert stream interrupted ({exc}); reconnecting[/]")
+            time.sleep(2)
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        watch(sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8000")

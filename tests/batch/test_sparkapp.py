@@ -1,0 +1,146 @@
+"""The SparkApplication the workflow creates: valid against the CRD, submitted and waited on through
+the real kubernetes client against a local fake of the CustomObjects API."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from kubernetes import client
+
+from jobs.batch.sparkapp import SparkApplicationError, application_name, batch_application, submit_and_wait
+from tests.batch.conftest import LoadSettings
+from tests.batch.fakes import FakeKube, serve_kube
+
+pytestmark = [pytest.mark.unit, pytest.mark.services]
+
+CRD_SCHEMA = (
+    Path(__file__).resolve().parents[2] / ".cache" / "crds" / "schemas" / "sparkapplication_v1beta2.json"
+)
+DAY = datetime(2026, 1, 5, tzinfo=UTC)
+ON_CLUSTER = {
+    "batch.reprocess_runner": "spark-operator",
+    "batch.spark_application.image": "registry.local/coattail/spark:dev",
+    "batch.spark_application.namespace": "coattail",
+    "batch.spark_application.service_account": "coattail-spark",
+    "batch.spark_application.env_config_map": "coattail-env",
+}
+
+
+def _manifest(make_settings: LoadSettings) -> dict[str, Any]:
+    settings = make_settings(**ON_CLUSTER)
+    args = [
+        "reprocess",
+        "--as-of-snapshot",
+        "42",
+        "--start",
+        DAY.isoformat(),
+        "--end",
+        DAY.isoformat(),
+        "--swap",
+    ]
+    name = application_name("daily-20260105-abc", DAY, "reprocess")
+    return batch_application(settings, name=name, arguments=args, run_id="daily-20260105-abc")
+
+
+def _api(url: str) -> Any:
+    config = client.Configuration(host=url)
+    config.api_key = {"authorization": "Bearer token"}  # what the in-cluster config sets up
+    return client.CustomObjectsApi(client.ApiClient(config))
+
+
+def test_manifest_validates_against_the_crd_schema(make_settings: LoadSettings) -> None:
+    if not CRD_SCHEMA.is_file():
+        pytest.skip("CRD schema missing: run scripts/setup.d/30-k8s-schemas.sh")
+    manifest = _manifest(make_settings)
+    jsonschema.validate(manifest["spec"], json.loads(CRD_SCHEMA.read_text())["properties"]["spec"])
+    jsonschema.validate(manifest, json.loads(CRD_SCHEMA.read_text()))
+    spec = manifest["spec"]
+    assert spec["arguments"][:3] == ["reprocess", "--as-of-snapshot", "42"]
+    assert spec["restartPolicy"] == {"type": "Never"}
+    assert spec["driver"]["envFrom"] == [{"configMapRef": {"name": "coattail-env"}}]
+    assert spec["driver"]["securityContext"]["readOnlyRootFilesystem"] is True
+    assert len(manifest["metadata"]["name"]) <= 63
+
+
+def test_manifest_needs_an_image(make_settings: LoadSettings) -> None:
+    settings = make_settings(**{"batch.reprocess_runner": "spark-operator"})
+    with pytest.raises(SparkApplicationError, match="image is empty"):
+        batch_application(settings, name="x", arguments=["maintain"], run_id="r")
+
+
+def test_submit_and_wait_until_completed(make_settings: LoadSettings) -> None:
+    fake = FakeKube(states=["", "SUBMITTED", "RUNNING", "RUNNING", "COMPLETED"])
+    manifest = _manifest(make_settings)
+    with serve_kube(fake) as url:
+        state = submit_and_wait(_api(url), manifest, timeout_seconds=60, poll_seconds=5, sleep=lambda s: None)
+    assert state == "COMPLETED"
+    assert fake.gets == 5
+    assert manifest["metadata"]["name"] in fake.objects
+    assert fake.seen_auth == ["Bearer token"]
+
+
+def test_a_failed_application_fails_the_step(make_settings: LoadSettings) -> None:
+    fake = FakeKube(states=["RUNNING", "FAILED"])
+    with serve_kube(fake) as url, pytest.raises(SparkApplicationError, match="FAILED: boom"):
+        submit_and_wait(
+            _api(url), _manifest(make_settings), timeout_seconds=60, poll_seconds=1, sleep=lambda s: None
+        )
+
+
+def test_timeout_deletes_the_application(make_settings: LoadSettings) -> None:
+    fake = FakeKube(states=["RUNNING"])
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    manifest = _manifest(make_settings)
+    with serve_kube(fake) as url, pytest.raises(SparkApplicationError, match="still RUNNING after 30 s"):
+        submit_and_wait(
+            _api(url), manifest, timeout_seconds=30, poll_seconds=10, sleep=sleep, clock=lambda: now[0]
+        )
+    assert fake.deleted == [manifest["metadata"]["name"]]
+
+
+def test_a_retried_step_reuses_its_existing_application(make_settings: LoadSettings) -> None:
+    fake = FakeKube(states=["COMPLETED"])
+    manifest = _manifest(make_settings)
+    with serve_kube(fake) as url:
+        api = _api(url)
+        submit_and_wait(api, manifest, timeout_seconds=5, poll_seconds=1, sleep=lambda s: None)
+        assert (
+            submit_and_wait(api, manifest, timeout_seconds=5, poll_seconds=1, sleep=lambda s: None)
+            == "COMPLETED"
+        )
+
+
+def test_workflow_runs_the_spark_steps_as_applications_and_retries_a_failure(
+    make_settings: LoadSettings,
+) -> None:
+    from jobs.batch.backfill import backfill
+    from jobs.batch.workflow import DailyWorkflow
+    from tests.batch.fakes import FakeBinance, make_trades, serve_binance
+
+    start_ms = int(DAY.timestamp() * 1000)
+    fake = FakeKube(states=["RUNNING", "FAILED", "SUBMITTED", "COMPLETED", "COMPLETED"])
+    with serve_binance(FakeBinance({"BTCUSDT": make_trades(start_ms, start_ms + 600_000, 300)})) as url:
+        settings = make_settings(
+            **ON_CLUSTER, **{"connectors.binance.rest_url": url, "batch.retry_backoff_seconds": 0}
+        )
+        backfill(settings, ["BTC-USDT"], DAY, DAY.replace(hour=1), interactive=False)
+        with serve_kube(fake) as kube:
+            workflow = DailyWorkflow(settings, DAY.date(), kube_api=_api(kube), sleep=lambda s: None)
+            result = workflow.run(("reprocess", "maintain"))
+    assert result.succeeded, result.error
+    assert result.attempts == {"reprocess": 2, "maintain": 1}
+    apps = list(fake.objects.values())
+    assert len(apps) == 3  # the failed attempt, its retry under a new name, then maintain
+    snapshot = str(result.outputs["reprocess"]["snapshot_id"])
+    assert apps[1]["spec"]["arguments"][:3] == ["reprocess", "--as-of-snapshot", snapshot]
+    assert "--swap" in apps[1]["spec"]["arguments"]
+    assert apps[2]["spec"]["arguments"] == ["maintain"]

@@ -1,0 +1,170 @@
+"""End to end: simulator with planted anomalies → Kafka → pipeline (killed mid-run, restarted from its
+checkpoint) → every planted whale, volume burst and spread dislocation is an alert in DynamoDB Local and
+in Iceberg; nothing lost in ``raw_trades``, no alert twice; false alerts on the background stay small.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coattail.contracts import Alert, alert_id
+from coattail.settings import Settings
+from jobs import metrics
+from jobs.framework.runner import PipelineRunner
+from tests.pipeline.helpers import line, trade
+from tests.pipeline.streamkit import create_topic, dynamo_alerts, iceberg_rows, produce, stream_settings
+
+pytestmark = [pytest.mark.spark, pytest.mark.services]
+START = "2026-01-05T10:00:00Z"
+MINUTES = 20
+MAX_FALSE_ALERTS = 3  # stated budget for alerts on the unplanted background (observed: see report)
+
+
+def _coattail(*args: str, env: dict[str, str]) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "coattail", *args], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stderr
+
+
+def _replay(path: Path, env: dict[str, str]) -> int:
+    err = _coattail("connectors", "replay", str(path), "--fast", env=env)
+    match = re.search(r"(\d+) trades written", err)
+    assert match, err
+    return int(match.group(1))
+
+
+def _when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _classify(alerts: list[Alert], truth: dict[str, Any]) -> tuple[dict[str, set[str]], list[Alert]]:
+    """Which planted facts each alert explains, and the alerts that explain nothing (false alerts)."""
+    whales = {alert_id("MOD-002", w["event_id"]) for w in truth["whales"]}
+    bursts = {
+        alert_id("MOD-001", b["symbol"], b["exchange"], _when(b["window_start"]))
+        for b in truth["volume_bursts"]
+    }
+    whale_windows = {
+        alert_id("MOD-001", w["symbol"], w["exchange"], _when(w["window_start"]))
+        for w in truth["whale_windows"]
+    }
+    found: dict[str, set[str]] = {"whales": set(), "bursts": set(), "spreads": set()}
+    false: list[Alert] = []
+    for a in alerts:
+        if a.alert_id in whales:
+            found["whales"].add(a.alert_id)
+        elif a.alert_id in bursts:
+            found["bursts"].add(a.alert_id)
+        elif a.alert_id in whale_windows:
+            continue  # a whale lifts its own window's volume: explained, not false
+        elif a.module_id == "MOD-003" and (hit := _dislocation(a, truth)):
+            found["spreads"].add(hit)
+        else:
+            false.append(a)
+    return found, false
+
+
+def _dislocation(a: Alert, truth: dict[str, Any]) -> str | None:
+    start = _when(a.details["window_start"])
+    for d in truth["spread_dislocations"]:
+        pair = (a.details["instrument_a"], a.details["instrument_b"]) == (d["a"], d["b"])
+        if pair and _when(d["start"]) <= start < _when(d["end"]):
+            return f"{d['a']}|{d['start']}"
+    return None
+
+
+def test_simulated_market_end_to_end_with_restart(
+    spark: Any,
+    make_settings: Callable[..., Settings],
+    kafka_bootstrap: str,
+    dynamodb_endpoint: str,
+    unique_name: str,
+    aws_local_env: None,
+    tmp_path: Path,
+) -> None:
+    create_topic(kafka_bootstrap, unique_name, partitions=3)
+    settings = stream_settings(
+        make_settings,
+        kafka_bootstrap,
+        dynamodb_endpoint,
+        unique_name,
+        **{"pipeline.max_offsets_per_trigger": 1500},
+    )
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "COATTAIL_STREAM__KAFKA__TOPIC": unique_name,
+    }
+    raw, truth_file = tmp_path / "raw.jsonl", tmp_path / "truth.json"
+    _coattail(
+        "simulate", "--seed", "7", "--minutes", str(MINUTES), "--rate", "8", "--start", START,
+        "--out", str(raw), "--truth", str(truth_file), env=env,
+    )  # fmt: skip
+    truth = json.loads(truth_file.read_text())
+    assert all(truth[k] for k in ("whales", "volume_bursts", "spread_dislocations"))
+    lines = raw.read_text().splitlines(keepends=True)
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_text("".join(lines[: len(lines) // 2]))
+    second.write_text("".join(lines[len(lines) // 2 :]))
+
+    written = _replay(first, env)
+    runner = PipelineRunner(spark, settings)
+    runner.start()
+    ingest = runner.queries[0]
+    deadline = time.monotonic() + 180
+    while (ingest.lastProgress or {}).get("batchId", -1) < 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for query in runner.queries:  # "kill": no grace, whatever batch is running is interrupted
+        query.stop()
+    killed_at = metrics.BY_QUERY.get(runner._ids[metrics.INGEST_QUERY], {}).get("processed", 0)
+
+    written += _replay(second, env)
+    end = _when(truth["end"])
+    sentinel = trade(at=end + timedelta(minutes=5), quote_volume=10, price=60_000)  # closes every window
+    produce(kafka_bootstrap, unique_name, [line(sentinel)])
+    written += 1
+    restarted = PipelineRunner(spark, settings)
+    restarted.start()
+    try:
+        restarted.drain(max_rounds=30)
+    finally:
+        restarted.stop()
+
+    raw_rows = iceberg_rows(spark, settings, "raw_trades")
+    ids = [r["event_id"] for r in raw_rows]
+    assert len(ids) == len(set(ids)) == written, f"killed after {killed_at} records"
+
+    lake = [
+        Alert.model_validate(
+            r | {"details": json.loads(r["details"]), "detected_at": r["detected_at"].replace(tzinfo=UTC)}
+        )
+        for r in iceberg_rows(spark, settings, "anomaly_alerts")
+    ]
+    hot = dynamo_alerts(settings)
+    assert len({a.alert_id for a in lake}) == len(lake)
+    assert sorted(a.alert_id for a in hot) == sorted(a.alert_id for a in lake)
+
+    found, false = _classify(lake, truth)
+    assert len(found["whales"]) == len(truth["whales"])
+    assert len(found["bursts"]) == len(truth["volume_bursts"])
+    assert len(found["spreads"]) == len(truth["spread_dislocations"])
+    print(
+        f"\nE2E: {written} trades, {len(lake)} alerts; planted whales {len(truth['whales'])}, "
+        f"bursts {len(truth['volume_bursts'])}, dislocations {len(truth['spread_dislocations'])}; "
+        f"false alerts {len(false)}: "
+        f"{[(a.module_id, a.exchange, a.symbol, a.details.get('window_start'), a.details.get('z_score')) for a in false]}"  # noqa: E501
+    )
+    assert len(false) <= MAX_FALSE_ALERTS
