@@ -55,7 +55,7 @@ def _api(url: str) -> Any:
 
 def test_manifest_validates_against_the_crd_schema(make_settings: LoadSettings) -> None:
     if not CRD_SCHEMA.is_file():
-        pytest.skip("CRD schema missing: run scripts/setup.d/30-k8s-schemas.sh")
+        pytest.fail("SparkApplication CRD schema missing: run `scripts/setup.sh crds`")
     manifest = _manifest(make_settings)
     jsonschema.validate(manifest["spec"], json.loads(CRD_SCHEMA.read_text())["properties"]["spec"])
     jsonschema.validate(manifest, json.loads(CRD_SCHEMA.read_text()))

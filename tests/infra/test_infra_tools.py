@@ -41,7 +41,7 @@ def _checkov_env() -> dict[str, str]:
 
 def test_terraform_files_are_formatted() -> None:
     if not TOFU.is_file():
-        pytest.skip("`.tools/bin/tofu` is absent: run `scripts/setup.sh extras` to build OpenTofu")
+        pytest.fail("`.tools/bin/tofu` is absent: run `scripts/setup.sh extras` to build OpenTofu")
     result = subprocess.run(
         [str(TOFU), "fmt", "-check", "-recursive", "-diff", "-no-color", *FMT_TARGETS],
         capture_output=True,
