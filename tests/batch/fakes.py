@@ -21,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from tests.httpjson import send_json
+
 DAY_MS = 86_400_000
 
 
@@ -114,29 +116,18 @@ class _Server:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
 
-def _send(handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: Any) -> None:
-    data = json.dumps(body).encode()
-    handler.send_response(status)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(data)))
-    for key, value in headers.items():
-        handler.send_header(key, value)
-    handler.end_headers()
-    handler.wfile.write(data)
-
-
 @contextmanager
 def serve_binance(fake: FakeBinance) -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             url = urlparse(self.path)
             if url.path != "/api/v3/aggTrades":
-                _send(self, 404, {}, {"msg": "not found"})
+                send_json(self, 404, {}, {"msg": "not found"})
                 return
             params = {k: v[-1] for k, v in parse_qs(url.query).items()}
             status, headers, body = fake.answer(params)
             fake.statuses.append(status)
-            _send(self, status, headers, body)
+            send_json(self, status, headers, body)
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -161,7 +152,7 @@ def serve_recorder(recorder: Recorder) -> Iterator[str]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             recorder.bodies.append(json.loads(self.rfile.read(length) or b"null"))
-            _send(self, 200, {}, {"ok": True})
+            send_json(self, 200, {}, {"ok": True})
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -207,21 +198,21 @@ def serve_kube(fake: FakeKube) -> Iterator[str]:
             fake.seen_auth.append(self.headers.get("Authorization", ""))
             route = self._route()
             if route is None or route[1] is not None:
-                _send(self, 404, {}, {"kind": "Status", "code": 404})
+                send_json(self, 404, {}, {"kind": "Status", "code": 404})
                 return
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
             name = body["metadata"]["name"]
             if name in fake.objects:
-                _send(self, 409, {}, {"kind": "Status", "code": 409, "reason": "AlreadyExists"})
+                send_json(self, 409, {}, {"kind": "Status", "code": 409, "reason": "AlreadyExists"})
                 return
             body["metadata"]["namespace"] = route[0]
             fake.objects[name] = body
-            _send(self, 201, {}, body)
+            send_json(self, 201, {}, body)
 
         def do_GET(self) -> None:
             route = self._route()
             if route is None or route[1] not in fake.objects:
-                _send(self, 404, {}, {"kind": "Status", "code": 404, "reason": "NotFound"})
+                send_json(self, 404, {}, {"kind": "Status", "code": 404, "reason": "NotFound"})
                 return
             obj = dict(fake.objects[route[1]])
             state = fake.states[min(fake.gets, len(fake.states) - 1)]
@@ -229,16 +220,16 @@ def serve_kube(fake: FakeKube) -> Iterator[str]:
             obj["status"] = {
                 "applicationState": {"state": state, "errorMessage": "" if state != "FAILED" else "boom"}
             }
-            _send(self, 200, {}, obj)
+            send_json(self, 200, {}, obj)
 
         def do_DELETE(self) -> None:
             route = self._route()
             if route is None or route[1] not in fake.objects:
-                _send(self, 404, {}, {"kind": "Status", "code": 404})
+                send_json(self, 404, {}, {"kind": "Status", "code": 404})
                 return
             fake.deleted.append(route[1])
             fake.objects.pop(route[1])
-            _send(self, 200, {}, {"kind": "Status", "status": "Success"})
+            send_json(self, 200, {}, {"kind": "Status", "status": "Success"})
 
         def log_message(self, *args: Any) -> None:
             pass

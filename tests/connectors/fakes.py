@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, KafkaError, Message
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from connectors.metrics import Metrics
+from tests.httpjson import send_json
 
 
 @dataclass
@@ -116,14 +117,7 @@ class FakeExchange:
                 url = urlparse(self.path)
                 fake.rest_calls.append(self.path)
                 status, headers, body = fake.rest_handler(fake, url.path, parse_qs(url.query))
-                data = orjson.dumps(body)
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, status, headers, body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
