@@ -17,6 +17,7 @@ TOOLS = REPO / ".tools" / "bin"
 HELM = TOOLS / "helm"
 KUBECONFORM = TOOLS / "kubeconform"
 ACTIONLINT = TOOLS / "actionlint"
+HELM_DOCS = TOOLS / "helm-docs"
 VENV_BIN = REPO / ".venv" / "bin"
 COATTAIL = VENV_BIN / "coattail"
 CRD_SCHEMAS = REPO / ".cache" / "crds" / "schemas"
@@ -32,6 +33,8 @@ PROFILES: dict[str, tuple[str, ...]] = {
     "stopped": ("values-eks.yaml", "ci/stopped-values.yaml"),
 }
 TIERS = ("small", "medium", "large")
+# helm-unittest suites mirror the template tree: tests/<component>/<kind>_test.yaml.
+UNITTEST_GLOB = "tests/**/*_test.yaml"
 Doc = dict[str, Any]
 
 

@@ -19,6 +19,7 @@ from tests.charts.helpers import (
     PROFILES,
     REPO,
     TIERS,
+    UNITTEST_GLOB,
     Doc,
     find,
     helm_env,
@@ -67,17 +68,79 @@ def test_helm_lint_strict(profile: str) -> None:
 
 
 def test_helm_unittest_suites_pass() -> None:
-    result = run([HELM, "unittest", "--color=false", CHART], env=helm_env(), timeout=300)
+    result = run([HELM, "unittest", "--color=false", "-f", UNITTEST_GLOB, CHART], env=helm_env(), timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(r"Tests:\s+\d+ passed, \d+ total", result.stdout), result.stdout
+    match = re.search(r"Tests:\s+(\d+) passed, (\d+) total", result.stdout)
+    assert match, result.stdout
+    suites = len(list((CHART / "tests").glob("**/*_test.yaml")))
+    assert re.search(rf"Test Suites:\s+{suites} passed, {suites} total", result.stdout), result.stdout
+    assert int(match.group(1)) >= 62, "fewer helm-unittest tests than before the chart was split up"
 
 
-def test_every_template_has_a_unittest_suite() -> None:
-    covered: set[str] = set()
-    for suite in (CHART / "tests").glob("*_test.yaml"):
-        covered.update(yaml.safe_load(suite.read_text()).get("templates", []))
-    templates = {p.name for p in (CHART / "templates").glob("*.yaml")}
-    assert templates - covered == set(), f"templates without a helm-unittest suite: {templates - covered}"
+TEMPLATES = CHART / "templates"
+SUITES = CHART / "tests"
+
+
+def template_files() -> list[Path]:
+    return sorted(TEMPLATES.rglob("*.yaml"))
+
+
+def test_templates_are_a_folder_per_component() -> None:
+    """No manifest at the top of templates/, and every component folder has its own helpers."""
+    assert not list(TEMPLATES.glob("*.yaml")), "templates/*.yaml: put each template in its component folder"
+    folders = {p.parent for p in template_files()}
+    assert len(folders) >= 6
+    for folder in folders:
+        # A folder that only holds a release-wide object (default-deny, alert rules) needs no helpers.
+        if len(list(folder.glob("*.yaml"))) > 1:
+            assert (folder / "_helpers.tpl").is_file(), f"{folder.relative_to(CHART)} has no _helpers.tpl"
+            name = folder.name
+            assert f'define "coattail.{name}.' in (folder / "_helpers.tpl").read_text(), (
+                f"{folder.relative_to(CHART)}/_helpers.tpl defines no coattail.{name}.* helper"
+            )
+
+
+def test_every_template_has_its_mirrored_unittest_suite() -> None:
+    """templates/<component>/<kind>.yaml is tested by tests/<component>/<kind>_test.yaml, and only there
+    (NOTES.txt by tests/NOTES_test.yaml)."""
+    tested = [*template_files(), TEMPLATES / "NOTES.txt"]
+    for template in tested:
+        rel = template.relative_to(TEMPLATES)
+        suite = SUITES / rel.parent / f"{rel.stem}_test.yaml"
+        assert suite.is_file(), f"templates/{rel} has no suite {suite.relative_to(CHART)}"
+        assert yaml.safe_load(suite.read_text())["templates"] == [str(rel)], suite
+    suites = {p.relative_to(SUITES) for p in SUITES.rglob("*_test.yaml")}
+    mirrored = {t.relative_to(TEMPLATES).parent / f"{t.stem}_test.yaml" for t in tested}
+    assert suites == mirrored, f"suites without a template: {suites - mirrored}"
+
+
+def test_suites_select_documents_by_name_not_position() -> None:
+    for suite in SUITES.rglob("*_test.yaml"):
+        assert "documentIndex" not in suite.read_text(), f"{suite.relative_to(CHART)} selects by position"
+
+
+def test_one_kind_per_template_file() -> None:
+    """Across every profile and tier, each template file renders documents of one kind only."""
+    kinds: dict[str, set[str]] = {}
+    for profile in PROFILES:
+        for tier in TIERS:
+            for chunk in render_text(profile, tier).split("\n---\n"):
+                source = re.search(r"^# Source: coattail/templates/(\S+)$", chunk, re.M)
+                doc = yaml.safe_load(chunk)
+                if source and doc:
+                    kinds.setdefault(source.group(1), set()).add(doc["kind"])
+    assert len(kinds) == len(template_files()), set(map(str, template_files())) ^ set(kinds)
+    mixed = {path: sorted(found) for path, found in kinds.items() if len(found) > 1}
+    assert not mixed, f"templates rendering more than one kind: {mixed}"
+    misnamed = {
+        path: kind
+        for path, (kind,) in kinds.items()
+        if Path(path).stem not in (kind.lower(), KIND_FILE_ABBREVIATIONS.get(kind))
+    }
+    assert not misnamed, f"template files not named after their kind: {misnamed}"
+
+
+KIND_FILE_ABBREVIATIONS = {"HorizontalPodAutoscaler": "hpa"}
 
 
 @pytest.mark.parametrize("profile", list(PROFILES))

@@ -1,6 +1,9 @@
 {{/* vim: set filetype=mustache: */}}
 {{/*
-Names, labels and shared blocks. Patterned on the kubeflow spark-operator chart's _helpers.tpl.
+Helpers shared by every component: names, labels, images, the tier and feature catalogue, the pod
+security contexts and the config/state volumes. Each component folder has its own _helpers.tpl
+(coattail.<component>.fullname, .labels, .selectorLabels, .serviceAccountName, ...) built on these,
+patterned on the kubeflow spark-operator chart.
 */}}
 
 {{- define "coattail.name" -}}
@@ -18,6 +21,12 @@ Names, labels and shared blocks. Patterned on the kubeflow spark-operator chart'
 {{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+
+{{/* A component's object name: include "coattail.componentName" (list $ "api") -> <fullname>-api.
+Not truncated: most kinds allow 253 characters, and a cut could make two names collide. */}}
+{{- define "coattail.componentName" -}}
+{{- printf "%s-%s" (include "coattail.fullname" (index . 0)) (index . 1) -}}
 {{- end -}}
 
 {{- define "coattail.chart" -}}
@@ -52,15 +61,40 @@ app.kubernetes.io/component: {{ index . 1 }}
 app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
 
-{{/* Service account name of a component: include "coattail.serviceAccountName" (list $ "api") */}}
+{{/* Service account name from serviceAccounts.<key>: include "coattail.serviceAccountName" (list $ "api") */}}
 {{- define "coattail.serviceAccountName" -}}
 {{- $ := index . 0 -}}
-{{- $component := index . 1 -}}
-{{- $sa := index $.Values.serviceAccounts $component -}}
+{{- $key := index . 1 -}}
+{{- $sa := index $.Values.serviceAccounts $key -}}
 {{- if $sa.create -}}
-{{- default (printf "%s-%s" (include "coattail.fullname" $) $component) $sa.name | trunc 63 | trimSuffix "-" -}}
+{{- default (include "coattail.componentName" (list $ $key)) $sa.name | trunc 63 | trimSuffix "-" -}}
 {{- else -}}
 {{- default "default" $sa.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+One component's ServiceAccount (serviceaccount.yaml of each folder):
+include "coattail.serviceAccount" (dict "root" $ "key" "spark" "component" "pipeline" "automountToken" true)
+*/}}
+{{- define "coattail.serviceAccount" -}}
+{{- $ := .root -}}
+{{- $sa := index $.Values.serviceAccounts .key -}}
+{{- if $sa.create -}}
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ include "coattail.serviceAccountName" (list $ .key) }}
+  namespace: {{ $.Release.Namespace }}
+  labels:
+    {{- include "coattail.componentLabels" (list $ .component) | nindent 4 }}
+  {{- with $sa.annotations }}
+  # IRSA: eks.amazonaws.com/role-arn names this component's least-privilege IAM role (Terraform).
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+# Pods opt in to an API token where they need one (Spark driver, batch); the rest never mount it.
+automountServiceAccountToken: {{ .automountToken }}
 {{- end -}}
 {{- end -}}
 
@@ -75,6 +109,37 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- else -}}
 {{- printf "%s:%s" $repo (default $.Chart.AppVersion $img.tag) -}}
 {{- end -}}
+{{- end -}}
+
+{{/* A Python container's command as JSON: include "coattail.pythonCommand" (list $ "api") -> the
+images.python.commandPrefix, then `coattail api`. */}}
+{{- define "coattail.pythonCommand" -}}
+{{- $ := index . 0 -}}
+{{- concat $.Values.images.python.commandPrefix (list "coattail") (rest .) | toJson -}}
+{{- end -}}
+
+{{/* imagePullSecrets of a pod spec (YAML list, or nothing). */}}
+{{- define "coattail.imagePullSecrets" -}}
+{{- with .Values.imagePullSecrets -}}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end -}}
+{{- end -}}
+
+{{/* nodeSelector, tolerations and affinity of a component values block (or nothing). */}}
+{{- define "coattail.scheduling" -}}
+{{- with .nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end -}}
 
 {{/*
@@ -113,56 +178,33 @@ coattail/settings/loader.py. Returns YAML: {modules: [...], connectors: [...], s
 {{- end -}}
 
 {{/*
-Exchanges that get connector Deployments: connectors.exchanges, else the tier's connectors whose
-features.yaml `kind` is cex (on-chain connectors have no `connectors run` implementation yet).
+Security contexts as values, Bitnami style: the shared podSecurityContext / containerSecurityContext
+with the component's own block on top, e.g. include "coattail.podSecurityContext" (list $ "api")
+merges .Values.api.podSecurityContext over .Values.podSecurityContext.
 */}}
-{{- define "coattail.exchanges" -}}
-{{- $features := include "coattail.features" . | fromYaml -}}
-{{- $tier := include "coattail.tier" . | fromYaml -}}
-{{- $out := list -}}
-{{- if .Values.connectors.exchanges -}}
-{{- $out = .Values.connectors.exchanges -}}
-{{- else -}}
-{{- range $name := $tier.connectors -}}
-{{- $c := index $features.connectors $name | default dict -}}
-{{- if eq (default "cex" $c.kind) "cex" -}}{{- $out = append $out $name -}}{{- end -}}
-{{- end -}}
-{{- end -}}
-{{- range $name := $out -}}
-{{- if not (hasKey $features.connectors $name) -}}
-{{- fail (printf "connectors.exchanges names %q, which config/features.yaml does not configure" $name) -}}
-{{- end -}}
-{{- end -}}
-{{- dict "exchanges" $out | toYaml -}}
-{{- end -}}
-
-{{/* Spark sizing: the tier's, with pipeline.sizing on top. */}}
-{{- define "coattail.sparkSizing" -}}
-{{- $tier := include "coattail.tier" . | fromYaml -}}
-{{- $sizing := mustMergeOverwrite (dict "driver" (dict "cores" 1 "memory" "2g") "executor" (dict "cores" 1 "memory" "2g" "instances" 1)) (deepCopy (default dict $tier.spark)) (deepCopy .Values.pipeline.sizing) -}}
-{{- $sizing | toYaml -}}
-{{- end -}}
-
-{{/* Container security context (values, Bitnami style). */}}
-{{- define "coattail.containerSecurityContext" -}}
-{{- toYaml .Values.containerSecurityContext -}}
-{{- end -}}
-
 {{- define "coattail.podSecurityContext" -}}
-{{- toYaml .Values.podSecurityContext -}}
+{{- $ := index . 0 -}}
+{{- $own := (index $.Values (index . 1)).podSecurityContext | default dict -}}
+{{- mustMergeOverwrite (deepCopy $.Values.podSecurityContext) (deepCopy $own) | toYaml -}}
+{{- end -}}
+
+{{- define "coattail.containerSecurityContext" -}}
+{{- $ := index . 0 -}}
+{{- $own := (index $.Values (index . 1)).containerSecurityContext | default dict -}}
+{{- mustMergeOverwrite (deepCopy $.Values.containerSecurityContext) (deepCopy $own) | toYaml -}}
 {{- end -}}
 
 {{/* envFrom shared by every coattail container: the settings ConfigMap. */}}
 {{- define "coattail.envFrom" -}}
 - configMapRef:
-    name: {{ include "coattail.fullname" . }}-env
+    name: {{ include "coattail.config.envName" . }}
 {{- end -}}
 
 {{/* Volumes every Python pod mounts: the config (read-only) and the writable state folder. */}}
 {{- define "coattail.volumes" -}}
 - name: config
   configMap:
-    name: {{ include "coattail.fullname" . }}-config
+    name: {{ include "coattail.config.filesName" . }}
     items:
       {{- range $path, $_ := .Files.Glob "files/config/**.yaml" }}
       {{- $rel := trimPrefix "files/config/" $path }}
@@ -185,7 +227,7 @@ features.yaml `kind` is cex (on-chain connectors have no `connectors run` implem
 
 {{- define "coattail.volumeMounts" -}}
 - name: config
-  mountPath: /etc/coattail/config
+  mountPath: {{ include "coattail.configDir" . }}
   readOnly: true
 - name: state
   mountPath: {{ .Values.stateDir.path }}
@@ -209,18 +251,9 @@ features.yaml `kind` is cex (on-chain connectors have no `connectors run` implem
 {{- end -}}
 {{- end -}}
 
-{{/* Spark pods run as the spark user (uid 185) of the official Spark image. */}}
-{{- define "coattail.sparkPodSecurityContext" -}}
-{{- $ctx := deepCopy .Values.podSecurityContext -}}
-{{- $_ := set $ctx "runAsUser" .Values.pipeline.runAsUser -}}
-{{- $_ := set $ctx "runAsGroup" .Values.pipeline.runAsUser -}}
-{{- $_ := set $ctx "fsGroup" .Values.pipeline.runAsUser -}}
-{{- toYaml $ctx -}}
+{{/* Extra labels every prometheus-operator object carries (monitoring.labels). */}}
+{{- define "coattail.monitoringLabels" -}}
+{{- with .Values.monitoring.labels -}}
+{{- toYaml . -}}
 {{- end -}}
-
-{{- define "coattail.sparkContainerSecurityContext" -}}
-{{- $ctx := deepCopy .Values.containerSecurityContext -}}
-{{- $_ := set $ctx "runAsUser" .Values.pipeline.runAsUser -}}
-{{- $_ := set $ctx "runAsGroup" .Values.pipeline.runAsUser -}}
-{{- toYaml $ctx -}}
 {{- end -}}
