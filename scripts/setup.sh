@@ -2,7 +2,7 @@
 # Idempotent, cached set-up for everything the project needs, from the package registries only:
 #   python  .venv with the pinned Python dependencies (pip)
 #   jvm     Kafka broker, DynamoDB Local and Spark extras (mvn dependency:copy-dependencies)
-#   tools   helm, helm-unittest, kubeconform, actionlint (go install into .tools/bin)
+#   tools   helm, helm-unittest, kubeconform, actionlint, helm-docs (go install into .tools/bin)
 #   crds    SparkApplication CRD + JSON schema from the kubeflow spark-operator Go module
 # plus any extra steps in scripts/setup.d/*.sh. Each step keeps a stamp keyed on its inputs, so a
 # second run only verifies. Usage: scripts/setup.sh [step ...]   (default: all steps)
@@ -18,12 +18,14 @@ HELM_VERSION=v3.22.0
 HELM_UNITTEST_VERSION=v1.1.2
 KUBECONFORM_VERSION=v0.7.0
 ACTIONLINT_VERSION=v1.7.12
+HELM_DOCS_VERSION=v1.14.2
 SPARK_OPERATOR_VERSION=v2.4.0
 
 step_python() {
   local key
   key="$(hash_files pyproject.toml)-$("$PYTHON_BIN" -c 'import sys; print(sys.version.split()[0])')"
-  if stamp_ok python "$key" && .venv/bin/python -c 'import coattail, pyspark, pyiceberg, confluent_kafka' 2>/dev/null; then
+  # .[dev] holds every component extra (pyproject.toml); one import per extra proves they are in.
+  if stamp_ok python "$key" && .venv/bin/python -c 'import coattail, fastapi, confluent_kafka, pyspark, kubernetes' 2>/dev/null; then
     log "python: .venv up to date ($(.venv/bin/python --version))"; return
   fi
   log "python: building .venv with $PYTHON_BIN"
@@ -62,6 +64,8 @@ step_tools() {
   go_tool helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
   go_tool kubeconform "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
   go_tool actionlint "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
+  # helm-docs writes charts/coattail/README.md's values table from the `# --` comments in values.yaml.
+  go_tool helm-docs "github.com/norwoodj/helm-docs/cmd/helm-docs@$HELM_DOCS_VERSION"
   # helm-unittest is a helm plugin: its binary plus plugin.yaml in a plugins folder of our own.
   local plugdir="$ROOT/.tools/helm-plugins/helm-unittest"
   if stamp_ok helm-unittest "$HELM_UNITTEST_VERSION" && [ -x "$plugdir/untt" ]; then
