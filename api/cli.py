@@ -17,6 +17,7 @@ def app(
     import uvicorn
 
     from api.app import create_app
+    from api.serving import uvicorn_config
 
     settings = load_settings()
     bind_host = host or settings.api.host
@@ -29,12 +30,6 @@ def app(
     typer.echo(f"alert API:  {base}/alerts   (OpenAPI docs: {base}/docs)")
     typer.echo(f"dashboard:  {base}/")
     typer.echo(f"store:      DynamoDB table {settings.hot_store.table} at {application.state.store.endpoint}")
-    config = uvicorn.Config(
-        application,
-        host=bind_host,
-        port=bind_port,
-        log_level=log_level,
-        proxy_headers=True,
-        timeout_graceful_shutdown=10,
-    )
+    # Slow clients are cut off (request and keep-alive timeouts from api.*; see api.serving).
+    config = uvicorn_config(application, settings, host=bind_host, port=bind_port, log_level=log_level)
     uvicorn.Server(config).run()

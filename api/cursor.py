@@ -2,8 +2,8 @@
 
 The state holds, per stream, where the previous page stopped, plus the resolved ``since`` (the default
 "24 h ago" moves with the clock, so later pages must reuse the first page's value). The HMAC makes a
-cursor tamper-evident, and the query fingerprint stops a cursor from one filter being replayed on
-another, which would otherwise silently skip or repeat items.
+cursor tamper-evident (its key: see api.cursor_key), and the query fingerprint stops a cursor from one
+filter being replayed on another, which would otherwise silently skip or repeat items.
 """
 
 from __future__ import annotations
@@ -12,14 +12,18 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
 
-from api.store.alerts import DONE, Position
+from coattail.hotstore import DONE, Position, time_key
 
 MAX_CURSOR_CHARS = 4096
+MAX_ID_CHARS = 256
+_B64URL = re.compile(r"[A-Za-z0-9_-]+")
 _MAC_BYTES = 16
 
 
@@ -31,12 +35,6 @@ class CursorError(ValueError):
 class CursorState:
     since: str  # fixed-width time key
     positions: dict[str, Position]
-
-
-def cursor_key(secret: str, table: str) -> bytes:
-    """HMAC key: the configured secret, else one derived from the table name (validation, not secrecy)."""
-    material = secret or f"coattail-cursor:{table}"
-    return hashlib.sha256(material.encode()).digest()
 
 
 def fingerprint(alert_type: str | None, symbol: str | None) -> str:
@@ -62,10 +60,14 @@ def decode(key: bytes, query: str, token: str, stream_names: list[str]) -> Curso
     if len(token) > MAX_CURSOR_CHARS:
         raise CursorError("is too long; pass the 'next' value of the previous page unchanged")
     body_text, _, mac_text = token.partition(".")
+    if not body_text or not mac_text or not _B64URL.fullmatch(body_text) or not _B64URL.fullmatch(mac_text):
+        raise CursorError("is not valid base64url; pass the 'next' value unchanged")
     try:
         body, mac = _unb64(body_text), _unb64(mac_text)
     except (binascii.Error, ValueError):
         raise CursorError("is not valid base64url; pass the 'next' value unchanged") from None
+    if _b64(body) != body_text or _b64(mac) != mac_text:  # one spelling per cursor (no spare bits)
+        raise CursorError("is not valid base64url; pass the 'next' value unchanged")
     expected = hmac.new(key, body, hashlib.sha256).digest()[:_MAC_BYTES]
     if not hmac.compare_digest(mac, expected):
         raise CursorError("was altered or issued by another deployment; start again without one")
@@ -79,17 +81,30 @@ def decode(key: bytes, query: str, token: str, stream_names: list[str]) -> Curso
         raise CursorError("belongs to a query with other type/symbol filters")
     positions = data.get("p")
     since = data.get("since")
-    if (
-        not isinstance(since, str)
-        or not isinstance(positions, dict)
-        or sorted(positions) != sorted(stream_names)
-    ):
+    if not isinstance(since, str) or not is_time_key(since):
+        raise CursorError("holds an invalid since; start again without one")
+    if not isinstance(positions, dict) or sorted(positions) != sorted(stream_names):
         raise CursorError("no longer matches the registered alert types; start again without one")
     for value in positions.values():
         ok = value is None or value == DONE
         ok = ok or (
-            isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) and v for v in value)
+            isinstance(value, list)
+            and len(value) == 2
+            and isinstance(value[0], str)
+            and 0 < len(value[0]) <= MAX_ID_CHARS
+            and isinstance(value[1], str)
+            and is_time_key(value[1])
         )
         if not ok:
             raise CursorError("holds an invalid position")
     return CursorState(since=since, positions=positions)
+
+
+def is_time_key(text: str) -> bool:
+    """True for a fixed-width stored time key (``2026-01-02T03:04:05.678000Z``)."""
+    if len(text) != 27 or not text.endswith("Z") or not text.isascii():
+        return False
+    try:
+        return time_key(datetime.fromisoformat(text)) == text
+    except (ValueError, OverflowError):
+        return False

@@ -23,8 +23,8 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from api.store import AlertStore, StoreUnavailableError, StreamSpec, time_key
 from api.telemetry import Telemetry
+from coattail.hotstore import AlertReader, StoreUnavailableError, StreamSpec, time_key
 
 log = logging.getLogger(__name__)
 MAX_ITEMS_PER_POLL = 5000
@@ -50,10 +50,14 @@ def parse_event_id(value: str) -> tuple[str, str]:
     try:
         when = datetime.fromisoformat(stamp)
     except ValueError:
-        raise ValueError(f"{stamp!r} is not an ISO-8601 timestamp") from None
+        raise ValueError(f"{stamp[:60]!r} is not an ISO-8601 timestamp") from None
     if when.tzinfo is None:
         raise ValueError("the timestamp has no UTC offset")
-    return time_key(when), alert_id
+    try:
+        key = time_key(when)  # converting to UTC can leave datetime's range (year 9999 at -05:00)
+    except (OverflowError, ValueError):
+        raise ValueError(f"{stamp[:60]!r} is outside the range of UTC timestamps") from None
+    return key, alert_id
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ class Subscription:
 class Broadcaster:
     def __init__(
         self,
-        store: AlertStore,
+        store: AlertReader,
         streams: list[StreamSpec],
         *,
         poll_seconds: float,

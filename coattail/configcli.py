@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 import yaml
 
 from coattail.settings import load_settings
+from coattail.settings.secrets import read_api_keys
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -30,6 +32,14 @@ def show(
 def check(tier: str | None = typer.Option(None, help="Tier to apply.")) -> None:
     """Validate the configuration; prints one line and exits non-zero when it is wrong."""
     settings = load_settings(tier)
+    keys_file = settings.api.api_keys_file
+    if keys_file and not Path(keys_file).exists():
+        # A Secret mounted only in the API's pod: checked there, when the API starts (fail closed).
+        auth = f"API keys file {keys_file} not present here (the API checks it on start)"
+    else:
+        keys = read_api_keys(settings.api)  # a keys file that is set must hold keys
+        auth = f"{len(keys)} API key(s)" if keys else "no API keys (auth off)"
     typer.echo(
-        f"ok: profile {settings.profile}, tier {settings.tier}, modules {', '.join(settings.active_modules)}"
+        f"ok: profile {settings.profile}, tier {settings.tier}, "
+        f"modules {', '.join(settings.active_modules)}, {auth}"
     )

@@ -26,9 +26,15 @@ from websockets.asyncio.client import ClientConnection
 from coattail.contracts import TradeEvent
 from coattail.settings.models import ConnectorSettings, ReconnectSettings
 from connectors.metrics import Metrics
+from connectors.rawlines import dead_letter_reason
 from connectors.trade import NormalizeError, Trade, now_iso
 
 log = logging.getLogger("connectors")
+
+
+# Kafka refuses records over 1 MiB by default and a WebSocket message may be 8 MiB: longer raw text
+# is cut (the reason says so) so that the dead letter itself is delivered.
+DEAD_LETTER_RAW_MAX_CHARS = 256 * 1024
 
 
 @dataclass(slots=True, frozen=True)
@@ -39,6 +45,15 @@ class DeadLetter:
     reason: str
     raw: str
     received_at: str
+
+    @classmethod
+    def of(cls, exchange: str, reason: str, raw: str | bytes, received_at: str) -> DeadLetter:
+        """A dead letter with the raw text decoded and bounded."""
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        if len(text) > DEAD_LETTER_RAW_MAX_CHARS:
+            reason = f"{reason} (raw cut to {DEAD_LETTER_RAW_MAX_CHARS} of {len(text)} characters)"
+            text = text[:DEAD_LETTER_RAW_MAX_CHARS]
+        return cls(exchange, reason, text, received_at)
 
     def to_json(self) -> bytes:
         return orjson.dumps(
@@ -124,6 +139,7 @@ class BaseConnector(ABC):
         self._m_normalised = self.metrics.normalised.labels(self.name)
         self._m_duplicates = self.metrics.duplicates.labels(self.name)
         self._m_dead = self.metrics.dead_lettered.labels(self.name)
+        self._m_ignored = self.metrics.ignored.labels(self.name)
 
     # -- exchange hooks --------------------------------------------------------------------------
     @abstractmethod
@@ -257,6 +273,7 @@ class BaseConnector(ABC):
                 raise ReconnectNow(f"connection older than {self.settings.reconnect_after_hours} h")
 
     async def _on_raw(self, raw: str | bytes, queue: asyncio.Queue[Item]) -> None:
+        """One message ends as trades, ignored (a known control message) or a dead letter, whatever it is."""
         received_at = now_iso()
         self._m_received.inc()
         try:
@@ -265,8 +282,16 @@ class BaseConnector(ABC):
             await self._dead(queue, f"not JSON: {exc}", raw, received_at)
             return
         except NormalizeError as exc:
-            await self._dead(queue, str(exc), raw, received_at)
+            await self._dead(queue, dead_letter_reason(exc), raw, received_at)
             return
+        except (ReconnectNow, OSError):
+            raise  # planned reconnects and exchange error replies: the session loop handles them
+        except Exception as exc:  # a normaliser bug must not stop the connector: keep the message
+            log.error("normaliser error", extra={"exchange": self.name}, exc_info=exc)
+            await self._dead(queue, dead_letter_reason(exc), raw, received_at)
+            return
+        if not trades:
+            self._m_ignored.inc()
         for trade in trades:
             await self.emit(trade, queue)
 
@@ -285,9 +310,8 @@ class BaseConnector(ABC):
     async def _dead(
         self, queue: asyncio.Queue[Item], reason: str, raw: str | bytes, received_at: str
     ) -> None:
-        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
         self._m_dead.inc()
-        await queue.put(DeadLetter(self.name, reason, text, received_at))
+        await queue.put(DeadLetter.of(self.name, reason, raw, received_at))
 
     async def _seed_last_ids(self, http: httpx.AsyncClient) -> None:
         """Remember the newest REST trade id of symbols not seen yet (asked *after* subscribing).

@@ -9,7 +9,7 @@ symbols are concatenated (``BTCUSDT``) and split via exchangeInfo; connections d
 from __future__ import annotations
 
 import logging
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -18,10 +18,29 @@ from websockets.asyncio.client import ClientConnection
 
 from connectors.base import BaseConnector, ReconnectNow
 from connectors.symbols import BinanceSymbols
-from connectors.trade import MillisFormatter, NormalizeError, Side, Trade, now_iso, positive_decimal
+from connectors.trade import (
+    FLOOR_MS,
+    MILLIS,
+    QUOTE_VOLUME_LIMIT,
+    TRADE_ID_LIMIT,
+    FutureLimit,
+    MillisFormatter,
+    NormalizeError,
+    Side,
+    Trade,
+    check_trade_id,
+    now_iso,
+    plain_decimal_pair,
+    positive_decimal,
+)
 
 log = logging.getLogger("connectors")
 EXCHANGE = "binance"
+# Known non-trade events (ignored, counted by the caller); any other "e" is dead-lettered.
+CONTROL_EVENTS = frozenset(
+    ("depthUpdate", "kline", "24hrTicker", "24hrMiniTicker", "1hTicker", "4hTicker", "1dTicker",
+     "avgPrice", "serverShutdown")
+)  # fmt: skip
 
 
 class BinanceNormalizer:
@@ -33,9 +52,14 @@ class BinanceNormalizer:
         self.symbols = symbols or BinanceSymbols()
         self._known = self.symbols.cache  # direct dict lookup on the hot path
         self._ms = MillisFormatter()
+        self._future = FutureLimit()
 
     def message(self, msg: Any, received_at: str) -> list[Trade]:
-        """Trades in one message: ``{"stream","data"}`` envelope or a bare event; [] for other events."""
+        """Trades in one message: ``{"stream","data"}`` envelope or a bare event.
+
+        [] for known control messages (CONTROL_EVENTS, subscription replies); NormalizeError (dead
+        letter) for anything else, including unknown event types: nothing vanishes unexplained.
+        """
         if type(msg) is not dict:
             raise NormalizeError(f"expected a JSON object, got {type(msg).__name__}")
         data = msg.get("data", msg) if "stream" in msg else msg
@@ -43,7 +67,11 @@ class BinanceNormalizer:
             raise NormalizeError("data: expected a JSON object")
         kind = data.get("e")
         if kind != "aggTrade" and kind != "trade":
-            return []  # depth, kline, serverShutdown, subscription replies: not trades
+            if type(kind) is str and kind in CONTROL_EVENTS:
+                return []
+            if kind is None and "id" in data and ("result" in data or "error" in data):
+                return []  # reply to a (un)subscribe or list request
+            raise NormalizeError(f"e: unknown message type {str(kind)[:40]!r}")
         native = data.get("s")
         symbol = self._known.get(native) if type(native) is str else None
         if symbol is None:
@@ -73,21 +101,19 @@ class BinanceNormalizer:
         else:
             raw_id = data.get("t")
             trade_id = str(raw_id)
-        if type(raw_id) is not int or raw_id < 0:
-            raise NormalizeError(
-                f"{'a' if kind == 'aggTrade' else 't'}: expected a non-negative integer trade id"
-            )
+        if type(raw_id) is not int or not 0 <= raw_id < TRADE_ID_LIMIT:
+            check_trade_id(raw_id, "a" if kind == "aggTrade" else "t")  # raises with the reason
         p, q = data.get("p"), data.get("q")
         # Inline happy path of positive_decimal (hot path); anything unusual gets its precise error there.
-        try:
-            price = Decimal(p) if type(p) is str else positive_decimal(p, "p")
-            quantity = Decimal(q) if type(q) is str else positive_decimal(q, "q")
-        except InvalidOperation:
+        if type(p) is str and type(q) is str and plain_decimal_pair(f"{p} {q}"):
+            price, quantity = Decimal(p), Decimal(q)
+        else:
             price, quantity = positive_decimal(p, "p"), positive_decimal(q, "q")
-        if not (price.is_finite() and price > 0):
-            positive_decimal(p, "p")
-        if not (quantity.is_finite() and quantity > 0):
-            positive_decimal(q, "q")
+        if not price or not quantity:
+            positive_decimal(p, "p"), positive_decimal(q, "q")  # zero: raises with the reason
+        quote_volume = price * quantity
+        if quote_volume >= QUOTE_VOLUME_LIMIT:
+            raise NormalizeError("p, q: price × quantity has more than 20 integer digits")
         maker = data.get("m")
         if maker is True:
             side: Side = "sell"  # buyer was the maker -> the taker sold
@@ -95,14 +121,23 @@ class BinanceNormalizer:
             side = "buy"
         else:
             raise NormalizeError("m: expected a boolean (is the buyer the maker?)")
+        future = self._future
+        if received_at[:19] != future.key:
+            future.load(received_at)
+        t, ms = data.get("T"), self._ms
+        # Inline happy path of MillisFormatter: same second as the previous trade, inside the window.
+        if type(t) is int and FLOOR_MS <= t < future.ms and t // 1000 == ms.second:
+            timestamp = ms.prefix + MILLIS[t % 1000]
+        else:
+            timestamp = ms(t, "T", future.ms)
         return Trade(
             EXCHANGE,
             symbol,
             price,
             quantity,
-            price * quantity,
+            quote_volume,
             side,
-            self._ms(data.get("T"), "T"),
+            timestamp,
             received_at,
             trade_id,
         )

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import orjson
 import typer
 
-from coattail.cliutil import fail
 from coattail.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -59,35 +57,12 @@ def replay(
     exchange: Annotated[str | None, typer.Option(help="Exchange of bare (non-envelope) lines")] = None,
     speed: Annotated[float, typer.Option(help="Pace multiplier when not --fast")] = 1.0,
 ) -> None:
-    """Replay raw exchange messages through normalise -> writer to the configured stream."""
-    from connectors.metrics import Metrics
-    from connectors.replay import replay as do_replay
-    from connectors.writer import build_writer
+    """Replay raw exchange messages through normalise -> writer to the configured stream.
 
-    if str(file) != "-" and not file.is_file():
-        fail(f"{file} does not exist; record one with `coattail simulate --out {file}`")
-    if speed <= 0:
-        fail("--speed must be positive")
-    settings = load_settings()
-    writer = build_writer(settings, Metrics())
-    try:
-        with sys.stdin.buffer if str(file) == "-" else file.open("rb") as fh:
-            stats = do_replay(
-                fh,
-                writer,
-                fast=fast,
-                default_exchange=exchange,
-                known_symbols=settings.instruments,
-                speed=speed,
-            )
-    finally:
-        remaining = writer.flush(60)
-        writer.close()
-    typer.echo(
-        f"replayed {stats.lines} lines: {stats.trades} trades written, "
-        f"{stats.duplicates} duplicates dropped, {stats.skipped} non-trade messages skipped, "
-        f"{stats.dead_lettered} dead-lettered",
-        err=True,
-    )
-    if remaining:
-        fail(f"{remaining} records were not delivered within 60 s")
+    SIGTERM/SIGINT: stop reading, flush, print the report, exit 143/130.
+    """
+    from connectors.replay import replay_cli
+
+    code = replay_cli(file, fast=fast, exchange=exchange, speed=speed)
+    if code:
+        raise SystemExit(code)

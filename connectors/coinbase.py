@@ -9,6 +9,7 @@ the same event_id. The Exchange feed closes connections that do not subscribe wi
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -17,18 +18,33 @@ from websockets.asyncio.client import ClientConnection
 
 from connectors.base import BaseConnector
 from connectors.trade import (
+    QUOTE_VOLUME_LIMIT,
+    TRADE_ID_LIMIT,
+    FutureLimit,
     NormalizeError,
     Side,
     Trade,
     check_symbol,
     iso_timestamp,
     now_iso,
+    plain_decimal_pair,
     positive_decimal,
 )
 
 EXCHANGE = "coinbase"
 _TAKER: dict[str, Side] = {"buy": "sell", "sell": "buy", "BUY": "sell", "SELL": "buy"}  # maker -> taker
 _MATCHES = frozenset(("match", "last_match"))
+# Known non-trade messages (ignored, counted by the caller): Exchange feed ``type``s and Advanced Trade
+# ``channel``s. Anything else is dead-lettered, so an unknown message never vanishes unexplained.
+CONTROL_TYPES = frozenset(
+    ("heartbeat", "subscriptions", "error", "ticker", "ticker_batch", "status", "snapshot", "l2update",
+     "received", "open", "done", "change", "activate")
+)  # fmt: skip
+CONTROL_CHANNELS = frozenset(
+    ("heartbeats", "subscriptions", "ticker", "ticker_batch", "status", "l2_data", "candles", "user")
+)
+_TRADE_ID_MAX_DIGITS = len(str(TRADE_ID_LIMIT - 1))
+_SYMBOL_CACHE_LIMIT = 4096
 
 
 class CoinbaseNormalizer:
@@ -38,16 +54,25 @@ class CoinbaseNormalizer:
 
     def __init__(self) -> None:
         self._symbols: dict[str, str] = {}
+        self._future = FutureLimit()
 
     def message(self, msg: Any, received_at: str) -> list[Trade]:
+        """Trades in one message; [] for known control messages; NormalizeError for anything else."""
         if type(msg) is not dict:
             raise NormalizeError(f"expected a JSON object, got {type(msg).__name__}")
         kind = msg.get("type")
-        if kind in _MATCHES:
-            return [self._trade(msg, msg.get("product_id"), received_at)]
-        if msg.get("channel") == "market_trades":
+        if type(kind) is str:  # (an unhashable "type": {} must not reach the set lookups)
+            if kind in _MATCHES:
+                return [self._trade(msg, msg.get("product_id"), received_at)]
+            if kind in CONTROL_TYPES:
+                return []  # heartbeat, subscriptions, ticker, error replies: not trades
+        channel = msg.get("channel")
+        if channel == "market_trades":
             return self._market_trades(msg, received_at)
-        return []  # heartbeat(s), subscriptions, ticker, error replies: not trades
+        if type(channel) is str and channel in CONTROL_CHANNELS:
+            return []
+        what = f"type {str(kind)[:40]!r}" if kind is not None else f"channel {str(channel)[:40]!r}"
+        raise NormalizeError(f"unknown message {what}")
 
     def rest_trade(self, row: Any, product_id: str, received_at: str) -> Trade:
         """One row of ``GET /products/<id>/trades`` (trade_id, price, size, maker side, time)."""
@@ -75,14 +100,30 @@ class CoinbaseNormalizer:
             raise NormalizeError("product_id: missing")
         symbol = self._symbols.get(product_id)
         if symbol is None:
-            symbol = self._symbols[product_id] = check_symbol(product_id.upper())
+            symbol = check_symbol(product_id.upper())
+            if len(self._symbols) >= _SYMBOL_CACHE_LIMIT:
+                self._symbols.clear()
+            self._symbols[product_id] = symbol
         return symbol
 
     def _trade(self, row: dict[str, Any], product_id: Any, received_at: str) -> Trade:
         symbol = self._symbol(product_id)
-        trade_id = _trade_id(row.get("trade_id"))
-        price = positive_decimal(row.get("price"), "price")
-        size = positive_decimal(row.get("size"), "size")
+        raw_id = row.get("trade_id")
+        trade_id = str(raw_id) if type(raw_id) is int and 0 <= raw_id < TRADE_ID_LIMIT else _trade_id(raw_id)
+        p, q = row.get("price"), row.get("size")
+        # Inline happy path of positive_decimal (hot path); anything unusual gets its precise error there.
+        if type(p) is str and type(q) is str and plain_decimal_pair(f"{p} {q}"):
+            price, size = Decimal(p), Decimal(q)
+        else:
+            price, size = positive_decimal(p, "price"), positive_decimal(q, "size")
+        if not price or not size:
+            positive_decimal(p, "price"), positive_decimal(q, "size")  # zero: raises with the reason
+        quote_volume = price * size
+        if quote_volume >= QUOTE_VOLUME_LIMIT:
+            raise NormalizeError("price, size: price × size has more than 20 integer digits")
+        future = self._future
+        if received_at[:19] != future.key:
+            future.load(received_at)
         maker_side = row.get("side")
         side = _TAKER.get(maker_side) if type(maker_side) is str else None
         if side is None:
@@ -92,9 +133,9 @@ class CoinbaseNormalizer:
             symbol,
             price,
             size,
-            price * size,
+            quote_volume,
             side,
-            iso_timestamp(row.get("time"), "time"),
+            iso_timestamp(row.get("time"), "time", future.iso),
             received_at,
             trade_id,
         )
@@ -102,11 +143,14 @@ class CoinbaseNormalizer:
 
 def _trade_id(value: Any) -> str:
     """Canonical decimal text of the trade id: ints (Exchange, REST) and digit strings (Advanced) agree."""
-    if type(value) is int and value >= 0:
+    if type(value) is int and 0 <= value < TRADE_ID_LIMIT:
         return str(value)
-    if type(value) is str and value.isdigit() and value.isascii():
-        return str(int(value))
-    raise NormalizeError("trade_id: expected a non-negative integer id")
+    # Length first: int() of a 5,000-digit string raises ValueError (not ours) and costs time.
+    if type(value) is str and 0 < len(value) <= _TRADE_ID_MAX_DIGITS and value.isascii() and value.isdigit():
+        number = int(value)
+        if number < TRADE_ID_LIMIT:
+            return str(number)
+    raise NormalizeError("trade_id: expected a non-negative integer id below 2^63")
 
 
 class CoinbaseConnector(BaseConnector):

@@ -27,6 +27,12 @@ class Metrics:
             "coattail_connector_dead_lettered", "Malformed messages sent to the dead-letter stream",
             ["exchange"], registry=r,
         )  # fmt: skip
+        self.ignored = Counter(
+            "coattail_connector_messages_ignored",
+            "Known control messages (heartbeats, subscription replies) that hold no trade",
+            ["exchange"],
+            registry=r,
+        )
         self.reconnects = Counter(
             "coattail_connector_reconnects", "WebSocket reconnects", ["exchange"], registry=r
         )

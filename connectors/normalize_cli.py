@@ -1,4 +1,10 @@
-"""`coattail normalize`: raw exchange messages (JSONL on stdin) -> TradeEvent JSONL on stdout."""
+"""`coattail normalize`: raw exchange messages (JSONL on stdin) -> TradeEvent JSONL on stdout.
+
+Every input line ends exactly once as one of: trades (a line can hold several, Coinbase batches), a
+dead letter (reason + raw line) or ignored (a known control message such as a heartbeat or a
+subscription reply, an envelope of another exchange than ``--exchange``, or a blank line). The
+summary on stderr adds up: lines = lines with trades + ignored + dead-lettered.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,8 @@ import orjson
 import typer
 
 from coattail.cliutil import fail
-from connectors.rawlines import parse_line
-from connectors.registry import Normalizer, normalizer
+from connectors.rawlines import dead_letter_reason, parse_line
+from connectors.registry import CONNECTORS, Normalizer, normalizer
 from connectors.trade import NormalizeError, now_iso
 
 
@@ -23,9 +29,11 @@ def normalize_command(
         Path | None, typer.Option(help="Write malformed lines here (reason + raw)")
     ] = None,
 ) -> None:
-    """Normalise raw messages (envelope lines or bare messages); non-trade messages are skipped."""
-    if exchange is not None and exchange not in ("binance", "coinbase"):
-        fail(f"--exchange must be binance or coinbase, not {exchange!r}")
+    """Normalise raw messages (envelope lines or bare messages); control messages are ignored."""
+    if exchange is not None:
+        exchange = exchange.lower()
+        if exchange not in CONNECTORS:
+            fail(f"--exchange must be one of {', '.join(sorted(CONNECTORS))}, not {exchange!r}")
     try:
         dlq = dead_letter.open("wb") if dead_letter else None
     except OSError as exc:
@@ -39,16 +47,20 @@ def normalize_command(
             dlq.close()
     sys.stdout.flush()
     sys.stderr.write(
-        f"normalize: {counts['trades']} trades, {counts['skipped']} non-trade messages skipped, "
-        f"{counts['malformed']} malformed lines\n"
+        f"normalize: {counts['lines']} lines: {counts['trades']} trades from {counts['trade_lines']} "
+        f"lines, {counts['ignored']} ignored (control messages, other exchanges, blank lines), "
+        f"{counts['dead_lettered']} dead-lettered\n"
     )
 
 
 def run_normalize(src: BinaryIO, out: BinaryIO, exchange: str | None, dlq: BinaryIO | None) -> dict[str, int]:
-    counts = {"trades": 0, "skipped": 0, "malformed": 0}
+    """Normalise every line of ``src``; counts: lines = trade_lines + ignored + dead_lettered."""
+    counts = {"lines": 0, "trades": 0, "trade_lines": 0, "ignored": 0, "dead_lettered": 0}
     normalizers: dict[str, Normalizer] = {}
     for line in src:
+        counts["lines"] += 1
         if not line.strip():
+            counts["ignored"] += 1
             continue
         try:
             parsed = parse_line(line)
@@ -56,7 +68,7 @@ def run_normalize(src: BinaryIO, out: BinaryIO, exchange: str | None, dlq: Binar
             if name is None:
                 raise NormalizeError("bare message: pass --exchange binance|coinbase")
             if exchange is not None and name != exchange:
-                counts["skipped"] += 1
+                counts["ignored"] += 1
                 continue
             norm = normalizers.get(name)
             if norm is None:
@@ -65,17 +77,19 @@ def run_normalize(src: BinaryIO, out: BinaryIO, exchange: str | None, dlq: Binar
                 except ValueError as exc:
                     raise NormalizeError(str(exc)) from None
             trades = norm.message(parsed.message, parsed.received_at or now_iso())
-        except NormalizeError as exc:
-            counts["malformed"] += 1
+        except Exception as exc:  # one bad line must never stop the rest
+            counts["dead_lettered"] += 1
             if dlq is not None:
                 raw = line.decode("utf-8", "replace").rstrip("\n")
-                dlq.write(orjson.dumps({"reason": str(exc), "raw": raw}) + b"\n")
+                dlq.write(orjson.dumps({"reason": dead_letter_reason(exc), "raw": raw}) + b"\n")
             continue
         if not trades:
-            counts["skipped"] += 1
+            counts["ignored"] += 1
+            continue
+        counts["trade_lines"] += 1
         for trade in trades:
             out.write(trade.to_json() + b"\n")
-            counts["trades"] += 1
+        counts["trades"] += len(trades)
     return counts
 
 

@@ -1,7 +1,8 @@
 """The raw-message JSONL format shared by the simulator, ``connectors replay`` and ``coattail normalize``.
 
 Each line is ``{"exchange": ..., "received_at": "<ISO Z>", "raw": <message as the exchange sent it>}``
-or (for normalize) a bare exchange message.
+or (for normalize) a bare exchange message. The exchange name is case-insensitive (``Binance`` is
+``binance``); ``received_at`` must be an ISO-8601 time with an offset inside the contract's window.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def parse_line(line: str | bytes) -> RawLine:
         exchange = data["exchange"]
         if type(exchange) is not str:
             raise NormalizeError("exchange: expected a string")
+        exchange = exchange.lower()
         received = data.get("received_at")
         received_at = iso_timestamp(received, "received_at") if received is not None else None
         return RawLine(exchange, received_at, data["raw"])
@@ -41,3 +43,13 @@ def parse_line(line: str | bytes) -> RawLine:
 
 def envelope(exchange: str, received_at: str, raw: Any) -> bytes:
     return orjson.dumps({"exchange": exchange, "received_at": received_at, "raw": raw})
+
+
+REASON_MAX_CHARS = 500
+
+
+def dead_letter_reason(exc: Exception) -> str:
+    """One bounded line for a dead letter; a non-NormalizeError is a bug of ours and says so."""
+    text = str(exc) if isinstance(exc, NormalizeError) else f"internal error: {type(exc).__name__}: {exc}"
+    text = " ".join(text.split())
+    return text if len(text) <= REASON_MAX_CHARS else text[: REASON_MAX_CHARS - 3] + "..."

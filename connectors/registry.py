@@ -26,4 +26,4 @@ def normalizer(exchange: str, known_symbols: Iterable[str] = ()) -> Normalizer:
         return BinanceNormalizer(BinanceSymbols(known_symbols))
     if exchange == "coinbase":
         return CoinbaseNormalizer()
-    raise ValueError(f"unknown exchange {exchange!r}; known: {', '.join(sorted(CONNECTORS))}")
+    raise ValueError(f"unknown exchange {exchange[:40]!r}; known: {', '.join(sorted(CONNECTORS))}")

@@ -12,6 +12,9 @@ from typing import Any
 
 from connectors.trade import NormalizeError, check_symbol
 
+# Learned native spellings beyond this many are forgotten (a hostile feed must not grow memory).
+_CACHE_LIMIT = 4096
+
 # Quote assets in use on Binance spot, longest first so "FDUSD" wins over "USD"-like suffixes.
 BUNDLED_QUOTES: tuple[str, ...] = tuple(
     sorted(
@@ -63,17 +66,24 @@ class BinanceSymbols:
 
     def __init__(self, known: Iterable[str] = ()) -> None:
         self.cache: dict[str, str] = {}
+        self._pinned: dict[str, str] = {}  # config and exchangeInfo pairs: never forgotten
         for symbol in known:
             self.add(symbol)
 
     def add(self, normalised: str) -> None:
         check_symbol(normalised)
-        self.cache[normalised.replace("-", "")] = normalised
+        native = normalised.replace("-", "")
+        self.cache[native] = self._pinned[native] = normalised
 
     def load_exchange_info(self, info: Mapping[str, Any]) -> int:
         """Add every pair from a ``GET /api/v3/exchangeInfo`` body; returns how many were added."""
         added = 0
-        for entry in info.get("symbols", []):
+        entries = info.get("symbols", [])
+        if not isinstance(entries, list):
+            raise ValueError("exchangeInfo: symbols is not a list")
+        for entry in entries:
+            if not isinstance(entry, dict):
+                continue
             base, quote = entry.get("baseAsset"), entry.get("quoteAsset")
             if isinstance(base, str) and isinstance(quote, str) and base and quote:
                 try:
@@ -91,6 +101,9 @@ class BinanceSymbols:
         cached = self.cache.get(upper)
         if cached is None:
             cached = self._split(upper)
+        if len(self.cache) >= len(self._pinned) + _CACHE_LIMIT:
+            self.cache.clear()  # same dict object: normalisers hold a reference to it
+            self.cache.update(self._pinned)
         self.cache[native] = cached
         return cached
 

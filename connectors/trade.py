@@ -11,20 +11,45 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Literal, NamedTuple
 
 import orjson
 
 from coattail.contracts import TradeEvent
 from coattail.contracts.ids import NAMESPACE
-from coattail.contracts.trade import EXCHANGE_PATTERN, SYMBOL_PATTERN
+from coattail.contracts.spark import DECIMAL_SCALE
+from coattail.contracts.trade import EXCHANGE_PATTERN, FUTURE_MARGIN_SECONDS, SYMBOL_PATTERN
+from coattail.contracts.types import DECIMAL_MAX_INTEGER_DIGITS, TIMESTAMP_CEILING, TIMESTAMP_FLOOR
 
 Side = Literal["buy", "sell"]
 _SYMBOL_RE = re.compile(SYMBOL_PATTERN)
 _EXCHANGE_RE = re.compile(EXCHANGE_PATTERN)
-_EPOCH_MS_MAX = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+# The contract's timestamp window, as epoch ms and as canonical text (string order is time order).
+FLOOR_MS = int(TIMESTAMP_FLOOR.timestamp()) * 1000
+CEILING_MS = int(TIMESTAMP_CEILING.timestamp()) * 1000  # exclusive
+_FLOOR_ISO = TIMESTAMP_FLOOR.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+_CEILING_ISO = TIMESTAMP_CEILING.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+_MARGIN = timedelta(seconds=FUTURE_MARGIN_SECONDS)
+_CANONICAL_ISO = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}(?:[0-9]{3})?Z")
+_ISO_MAX_CHARS = 64
+# Exchanges send plain decimals. Bounded as text *before* Decimal sees it: ASCII digits only (Decimal
+# itself takes Arabic/full-width digits and "1_000"), no exponent (a 9-character "1E+999999" would
+# render as a megabyte), and no more digits than Spark's DecimalType(38, 18) keeps exactly.
+_PLAIN = rf"[0-9]{{1,{DECIMAL_MAX_INTEGER_DIGITS}}}(?:\.[0-9]{{1,{DECIMAL_SCALE}}})?"
+plain_decimal = re.compile(_PLAIN).fullmatch
+# Two plain decimals joined by one space (no space can occur inside one): one regex call per trade.
+plain_decimal_pair = re.compile(f"{_PLAIN} {_PLAIN}").fullmatch
+_DECIMAL_MAX_CHARS = DECIMAL_MAX_INTEGER_DIGITS + 1 + DECIMAL_SCALE
+_SIGNED_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+_SCIENTIFIC = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][+-]?[0-9]+")
+_NOT_FINITE = frozenset(("nan", "snan", "inf", "infinity"))
+# price × quantity must fit Spark's 20 integer digits too.
+QUOTE_VOLUME_LIMIT = Decimal(10**DECIMAL_MAX_INTEGER_DIGITS)
+# Trade ids become event ids: bounded so that a 5,000-digit id is refused, not converted.
+TRADE_ID_LIMIT = 2**63
+_CACHE_LIMIT = 4096  # per-key caches (event-id hashers, symbols) are cleared beyond this many keys
 
 
 class NormalizeError(ValueError):
@@ -52,6 +77,8 @@ class Trade(NamedTuple):
     def event_id(self) -> str:
         ids = _EVENT_IDS.get((self.exchange, self.symbol))
         if ids is None:
+            if len(_EVENT_IDS) >= _CACHE_LIMIT:
+                _EVENT_IDS.clear()
             ids = _EVENT_IDS[(self.exchange, self.symbol)] = EventIds(self.exchange, self.symbol)
         return ids(self.trade_id)
 
@@ -107,76 +134,171 @@ _EVENT_IDS: dict[tuple[str, str], EventIds] = {}
 
 # -- field checks ------------------------------------------------------------------------------------
 def positive_decimal(value: Any, field: str) -> Decimal:
-    """Exact positive finite decimal from a decimal string (floats refused: they are already inexact)."""
+    """Exact positive decimal from a plain decimal string (floats refused: they are already inexact)."""
+    if type(value) is str and plain_decimal(value) is not None:
+        result = Decimal(value)
+        if result:
+            return result
+    raise NormalizeError(decimal_problem(value, field))
+
+
+def decimal_problem(value: Any, field: str) -> str:
+    """Why ``value`` is not a positive plain decimal string (slow path: only for refused values)."""
     if type(value) is not str:
         if isinstance(value, float):
-            raise NormalizeError(f"{field}: floats are not accepted, expected a decimal string")
+            return f"{field}: floats are not accepted, expected a decimal string"
         if value is None:
-            raise NormalizeError(f"{field}: missing")
-        raise NormalizeError(f"{field}: expected a decimal string, got {type(value).__name__}")
-    try:
-        result = Decimal(value)
-    except InvalidOperation:
-        raise NormalizeError(f"{field}: {value[:40]!r} is not a decimal number") from None
-    if not (result.is_finite() and result > 0):
-        raise NormalizeError(f"{field}: {value[:40]!r} is not a positive finite number")
-    return result
+            return f"{field}: missing"
+        return f"{field}: expected a decimal string, got {type(value).__name__}"
+    shown = repr(value[:40])
+    if len(value) > _DECIMAL_MAX_CHARS:
+        return f"{field}: {shown} is longer than {_DECIMAL_MAX_CHARS} characters"
+    if value.strip().lstrip("+-").lower() in _NOT_FINITE or value.lstrip().startswith("-"):
+        return f"{field}: {shown} is not a positive finite number"
+    if value.isascii() and _SCIENTIFIC.fullmatch(value):
+        return f"{field}: {shown} is in scientific notation, expected a plain decimal"
+    if value.isascii() and _SIGNED_DECIMAL.fullmatch(value):
+        if value.startswith("+"):
+            return f"{field}: {shown} has a sign, expected a plain decimal"
+        if plain_decimal(value) is not None:  # zero
+            return f"{field}: {shown} is not a positive finite number"
+        return (
+            f"{field}: {shown} has more than {DECIMAL_MAX_INTEGER_DIGITS} integer or "
+            f"{DECIMAL_SCALE} fraction digits"
+        )
+    return f"{field}: {shown} is not a plain decimal number (ASCII digits, optional fraction)"
 
 
 def check_symbol(symbol: str) -> str:
-    if not _SYMBOL_RE.match(symbol):
+    # fullmatch: re.match with "$" would accept "BTC-USD\n".
+    if not _SYMBOL_RE.fullmatch(symbol):
         raise NormalizeError(f"symbol: {symbol[:40]!r} is not BASE-QUOTE upper case")
     return symbol
 
 
 def check_exchange(exchange: str) -> str:
-    if not _EXCHANGE_RE.match(exchange):
-        raise NormalizeError(f"exchange: {exchange!r} is not a valid exchange name")
+    if not _EXCHANGE_RE.fullmatch(exchange):
+        raise NormalizeError(f"exchange: {exchange[:40]!r} is not a valid exchange name")
     return exchange
 
 
-_MILLIS = tuple(f"{i:03d}Z" for i in range(1000))
+def check_trade_id(value: Any, field: str) -> int:
+    """A non-negative integer trade id below 2^63 (the bool ``true`` is not an id)."""
+    if type(value) is int and 0 <= value < TRADE_ID_LIMIT:
+        return value
+    raise NormalizeError(f"{field}: expected a non-negative integer trade id below 2^63")
+
+
+# -- timestamps --------------------------------------------------------------------------------------
+MILLIS = tuple(f"{i:03d}Z" for i in range(1000))  # "000Z" .. "999Z"
 
 
 class MillisFormatter:
-    """Epoch milliseconds -> ``YYYY-MM-DDTHH:MM:SS.mmmZ``; caches the per-second prefix (trades cluster)."""
+    """Epoch milliseconds -> ``YYYY-MM-DDTHH:MM:SS.mmmZ``; caches the per-second prefix (trades cluster).
 
-    __slots__ = ("_prefix", "_second")
+    The value must lie in [FLOOR_MS, ``before``): ``before`` comes from FutureLimit (never above CEILING_MS).
+    ``second``/``prefix`` are the cache, readable so a normaliser can inline the common case.
+    """
+
+    __slots__ = ("prefix", "second")
 
     def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
+        self.second = -1
+        self.prefix = ""
 
-    def __call__(self, value: Any, field: str) -> str:
+    def __call__(self, value: Any, field: str, before: int = CEILING_MS) -> str:
         if type(value) is not int:
             raise NormalizeError(f"{field}: expected epoch milliseconds as an integer")
-        if value < 0 or value > _EPOCH_MS_MAX:
-            raise NormalizeError(f"{field}: {value} is out of range for epoch milliseconds")
+        if not FLOOR_MS <= value < before:
+            raise NormalizeError(_millis_problem(value, field))
         second = value // 1000
-        if second != self._second:
-            self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
-            self._second = second
-        return self._prefix + _MILLIS[value - second * 1000]
+        if second != self.second:
+            self.prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+            self.second = second
+        return self.prefix + MILLIS[value - second * 1000]
 
 
-def iso_timestamp(value: Any, field: str) -> str:
-    """Canonical ISO text (ms, or µs when present; finer digits truncated) from an exchange ISO string."""
+def _millis_problem(value: int, field: str) -> str:
+    if value < FLOOR_MS or value >= CEILING_MS:
+        shown = str(value) if len(str(value)) <= 20 else f"{str(value)[:20]}..."
+        return f"{field}: {shown} ms is outside [{_FLOOR_ISO}, {_CEILING_ISO})"
+    text = datetime.fromtimestamp(value / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return f"{field}: {text} is more than {FUTURE_MARGIN_SECONDS} s after received_at"
+
+
+class FutureLimit:
+    """How late a trade may be for a ``received_at``: before its second + FUTURE_MARGIN_SECONDS.
+
+    Counting from the start of the received second makes the hot path at most 1 s stricter than the
+    contract (``timestamp <= ingestion_timestamp + margin``) and lets the work be cached per second.
+    ``received_at`` must be canonical text (``now_iso``/``iso_timestamp`` output); it is validated
+    whenever its second changes. ``ms`` and ``iso`` are exclusive limits, never beyond the ceiling.
+    """
+
+    __slots__ = ("iso", "key", "ms")
+
+    def __init__(self) -> None:
+        self.key = ""
+        self.ms = CEILING_MS
+        self.iso = _CEILING_ISO
+
+    def load(self, received_at: str) -> None:
+        """Limits for ``received_at`` (callers skip this while ``received_at[:19] == key``)."""
+        if type(received_at) is not str or _CANONICAL_ISO.fullmatch(received_at) is None:
+            raise NormalizeError(f"received_at: {str(received_at)[:40]!r} is not canonical ISO-8601 UTC")
+        if received_at < _FLOOR_ISO or received_at >= _CEILING_ISO:
+            raise NormalizeError(f"received_at: {received_at} is outside [{_FLOOR_ISO}, {_CEILING_ISO})")
+        try:
+            second = datetime.fromisoformat(received_at[:19]).replace(tzinfo=UTC)
+        except ValueError:
+            raise NormalizeError(f"received_at: {received_at!r} is not a valid time") from None
+        limit = second + _MARGIN
+        self.ms = min(int(limit.timestamp()) * 1000, CEILING_MS)
+        self.iso = min(limit.isoformat()[:19], _CEILING_ISO)
+        self.key = received_at[:19]
+
+
+def iso_timestamp(value: Any, field: str, before: str = _CEILING_ISO) -> str:
+    """Canonical ISO text (ms, or µs when present; finer digits truncated) from an exchange ISO string.
+
+    Refused: no offset, an offset that overflows, or outside [floor, ``before``) where ``before`` is
+    canonical text (FutureLimit.iso; at most the contract's ceiling).
+    """
     if type(value) is not str:
         raise NormalizeError(f"{field}: expected an ISO-8601 timestamp string")
-    if len(value) == 27 and value[26] == "Z" and value[19] == ".":
+    if len(value) == 27 and value[26] == "Z" and value[19] == "." and value[10] == "T":
         # Common exchange form "YYYY-MM-DDTHH:MM:SS.ffffffZ": validate, then canonicalise as text.
         try:
             datetime.fromisoformat(value)
         except ValueError:
             raise NormalizeError(f"{field}: {value!r} is not an ISO-8601 timestamp") from None
-        return value if value[23:26] != "000" else value[:23] + "Z"
+        text = value if value[23:26] != "000" else value[:23] + "Z"
+    else:
+        text = _parse_iso(value, field)
+    if not _FLOOR_ISO <= text < before:
+        raise NormalizeError(_iso_problem(text, field))
+    return text
+
+
+def _parse_iso(value: str, field: str) -> str:
+    if len(value) > _ISO_MAX_CHARS:
+        raise NormalizeError(f"{field}: {value[:40]!r}... is too long for an ISO-8601 timestamp")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise NormalizeError(f"{field}: {value[:40]!r} is not an ISO-8601 timestamp") from None
     if parsed.tzinfo is None:
         raise NormalizeError(f"{field}: {value[:40]!r} has no UTC offset")
-    return format_iso(parsed)
+    try:
+        return format_iso(parsed)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-05:00 or 0001-01-01T00:00:00+01:00
+        raise NormalizeError(f"{field}: {value!r} is outside the representable range") from None
+
+
+def _iso_problem(text: str, field: str) -> str:
+    if text < _FLOOR_ISO or text >= _CEILING_ISO:
+        return f"{field}: {text} is outside [{_FLOOR_ISO}, {_CEILING_ISO})"
+    return f"{field}: {text} is more than {FUTURE_MARGIN_SECONDS} s after received_at"
 
 
 def format_iso(value: datetime) -> str:

@@ -5,6 +5,11 @@ de-duplication and ``dq_out`` (passed / failed / late / inconsistent) after it. 
 them into counters, so records in = passed + dead-lettered (failed) + duplicates, and the gauge
 ``QualityScore`` = passed / processed × 100 of the latest non-empty batch.
 
+Late data is visible too: every query's progress reports the rows its stateful operators dropped behind
+the event-time watermark (``numRowsDroppedByWatermark``); the listener counts them per query, logs a
+warning and exports the watermark itself, so a watermark pushed far ahead shows up instead of silently
+turning every later window "late".
+
 Spark's own metrics (batch durations, state rows, input rates) come from its PrometheusServlet: see
 :data:`jobs.session.PROMETHEUS_CONF` (the chart turns it on and scrapes ``/metrics/prometheus``).
 """
@@ -12,6 +17,7 @@ Spark's own metrics (batch durations, state rows, input rates) come from its Pro
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
@@ -43,6 +49,21 @@ COUNTERS = {
 QUALITY_SCORE = Gauge(f"{_NS}_quality_score", "QualityScore: passed / processed × 100", registry=REGISTRY)
 ALERTS = Counter(f"{_NS}_alerts", "Alerts routed", ["module_id", "alert_type"], registry=REGISTRY)
 BATCHES = Counter(f"{_NS}_batches", "Micro-batches completed", ["query"], registry=REGISTRY)
+DROPPED_LATE = Counter(
+    f"{_NS}_rows_dropped_by_watermark",
+    "Rows a query's stateful operators dropped as late (behind its event-time watermark)",
+    ["query"],
+    registry=REGISTRY,
+)
+WATERMARK = Gauge(
+    f"{_NS}_watermark_seconds", "Event-time watermark per query (epoch seconds)", ["query"], registry=REGISTRY
+)
+REJECTED = Counter(
+    f"{_NS}_detector_rows_rejected",
+    "Detector output rows that could not be finished (dead-lettered)",
+    ["module_id"],
+    registry=REGISTRY,
+)
 
 
 def serve(host: str, port: int) -> Any:
@@ -53,6 +74,7 @@ def serve(host: str, port: int) -> Any:
 
 # Totals per streaming query id (stable across restarts from one checkpoint), for tests and benchmarks.
 BY_QUERY: dict[str, dict[str, int]] = {}
+DROPPED_BY_QUERY: dict[str, int] = {}  # rows dropped behind the watermark, per query id
 
 
 def record_batch(observed: dict[str, Any], query_id: str = "") -> None:
@@ -78,6 +100,22 @@ def record_batch(observed: dict[str, Any], query_id: str = "") -> None:
         QUALITY_SCORE.set(counts["passed"] / processed * 100)
 
 
+def record_late(query: str, query_id: str, dropped: int, watermark: str | None) -> None:
+    """Count (and log) the rows one batch of ``query`` dropped behind its watermark; export the watermark."""
+    if watermark:
+        WATERMARK.labels(query).set(datetime.fromisoformat(watermark.replace("Z", "+00:00")).timestamp())
+    if dropped <= 0:
+        return
+    DROPPED_LATE.labels(query).inc(dropped)
+    DROPPED_BY_QUERY[query_id] = DROPPED_BY_QUERY.get(query_id, 0) + dropped
+    log.warning(
+        "query %s dropped %d late row(s) behind its event-time watermark %s",
+        query,
+        dropped,
+        watermark,
+    )
+
+
 def totals() -> dict[str, float]:
     """Current counter values (tests and the benchmark read these)."""
     names = ["processed", "passed", "failed", "late", "duplicate", "inconsistent"]
@@ -95,6 +133,13 @@ class QualityListener(StreamingQueryListener):  # type: ignore[misc]
         BATCHES.labels(progress.name or "unnamed").inc()
         if progress.name == INGEST_QUERY:
             record_batch({k: v.asDict() for k, v in progress.observedMetrics.items()}, str(progress.id))
+        watermark = (progress.eventTime or {}).get("watermark")
+        record_late(
+            progress.name or "unnamed",
+            str(progress.id),
+            sum(int(op.numRowsDroppedByWatermark or 0) for op in progress.stateOperators or []),
+            watermark,
+        )
 
     def onQueryIdle(self, event: Any) -> None:  # noqa: N802
         pass

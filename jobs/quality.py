@@ -6,6 +6,13 @@ the TradeEvent schema and adds ``dq_reason`` (NULL = passed; the first failing r
 applied by the runner (``dropDuplicatesWithinWatermark``) on ``dq_key``: the event id of a passed
 record, the stream position of a failed one (failed records are never "duplicates", each is
 dead-lettered with its reason).
+
+Timeliness has a hard side too: a trade timed more than ``quality.max_future_seconds`` after its
+arrival on the stream, or before ``quality.min_timestamp``, is dead-lettered. Arrival is the broker's
+record time (``source_ts``: the same on every replay, unlike ``current_timestamp()``), capped at the
+clock so a producer's bogus record time cannot widen the window. Without this one trade dated 2100
+would move every stateful detector's event-time watermark a century ahead (all later windows "late"),
+and one dated past 2262 would crash the Arrow/pandas conversion on every restart.
 """
 
 from __future__ import annotations
@@ -23,6 +30,70 @@ TRADE_COLUMNS = [name for name in TradeEvent.model_fields]
 CORRUPT = "_corrupt_record"
 # Raw stream columns every source yields (Kafka and Kinesis alike).
 RAW_COLUMNS = ("value", "source_ts", "source_pos")
+TIME_FIELDS = ("timestamp", "ingestion_timestamp")
+ISO_MS = "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"  # the pipeline's session time zone is UTC
+
+
+def arrival() -> Column:
+    """When the record reached the stream: its broker time, never later than now (null: now)."""
+    from pyspark.sql import functions as F
+
+    now = F.current_timestamp()
+    return F.least(F.coalesce(F.col("source_ts"), now), now)
+
+
+def _sent(name: str) -> Column:
+    """A time field as sent (JSON text, first 40 characters), for reasons; null when not JSON."""
+    from pyspark.sql import functions as F
+
+    return F.substring(F.get_json_object("value", f"$.{name}"), 1, 40)
+
+
+def _time_format_checks() -> list[tuple[Column, Column]]:
+    """Times Spark would misread or could not read: before the generic "malformed" rule, to say why."""
+    from pyspark.sql import functions as F
+
+    t, checks = F.col("t"), []
+    for name in TIME_FIELDS:
+        # Spark's JSON reader takes a number as epoch seconds (and silently wraps past 2^63 µs);
+        # the contract wants ISO-8601 text.
+        number = F.col("value").rlike(rf'"{name}"\s*:\s*[-+0-9.]') & _sent(name).isNotNull()
+        unreadable = t[CORRUPT].isNotNull() & t[name].isNull() & _sent(name).isNotNull()
+        checks += [
+            (number, F.lit(f"invalid: {name} is a number, not an ISO-8601 timestamp")),
+            (
+                unreadable,
+                F.concat(F.lit(f"malformed: {name} "), _sent(name), F.lit(" is not an ISO-8601 timestamp")),
+            ),
+        ]
+    return checks
+
+
+def _time_window_checks(settings: Settings) -> list[tuple[Column, Column]]:
+    """The timestamp window for both time fields: not too far after arrival, not before the floor."""
+    from pyspark.sql import functions as F
+
+    q, t = settings.quality, F.col("t")
+    floor = q.min_timestamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    checks: list[tuple[Column, Column]] = []
+    for name in TIME_FIELDS:
+        ahead = F.unix_micros(t[name]) - F.unix_micros(arrival())  # longs: no overflow past year 9999
+        checks += [
+            (
+                ahead > F.lit(q.max_future_seconds * 1_000_000),
+                F.concat(
+                    F.lit(f"invalid: {name} "),
+                    _sent(name),
+                    F.lit(f" is more than {q.max_future_seconds}s in the future of arrival "),
+                    F.date_format(arrival(), ISO_MS),
+                ),
+            ),
+            (
+                t[name] < F.lit(q.min_timestamp),
+                F.concat(F.lit(f"invalid: {name} "), _sent(name), F.lit(f" is before {floor}")),
+            ),
+        ]
+    return checks
 
 
 def _reason(settings: Settings) -> Column:
@@ -32,6 +103,7 @@ def _reason(settings: Settings) -> Column:
     t = F.col("t")
     missing = F.concat_ws(", ", *[F.when(t[f].isNull(), F.lit(f)) for f in q.required_fields])
     checks: list[tuple[Column, Column]] = [
+        *_time_format_checks(),
         (t.isNull() | t[CORRUPT].isNotNull(), F.lit("malformed: not a TradeEvent JSON object")),
         (missing != "", F.concat(F.lit("incomplete: missing "), missing)),
         (t.price <= F.lit(q.price_min_exclusive), F.lit(f"invalid: price <= {q.price_min_exclusive:g}")),
@@ -40,6 +112,7 @@ def _reason(settings: Settings) -> Column:
             F.lit(f"invalid: quantity <= {q.quantity_min_exclusive:g}"),
         ),
         (t.side.isNotNull() & ~t.side.isin("buy", "sell"), F.lit("invalid: side is not buy|sell")),
+        *_time_window_checks(settings),
     ]
     if q.restrict_to_configured_symbols:
         known = sorted(f"{ex}:{s}" for ex, symbols in settings.instruments.items() for s in symbols)

@@ -16,14 +16,14 @@ from api.deps import BroadcasterDep, SettingsDep, StoreDep
 from api.errors import ERROR_RESPONSES, InvalidParameterError
 from api.params import SymbolQuery, TypeQuery
 from api.sse import AlertFilter, event_id, parse_event_id, position
-from api.store import AlertStore, StreamSpec, streams_for
+from coattail.hotstore import AlertReader, StreamSpec, streams_for
 
 MAX_REPLAY = 2000
 RETRY_MS = 3000
 
 
 def _replay(
-    store: AlertStore, streams: list[StreamSpec], after: tuple[str, str], alert_filter: AlertFilter
+    store: AlertReader, streams: list[StreamSpec], after: tuple[str, str], alert_filter: AlertFilter
 ) -> list[dict[str, Any]]:
     """Alerts that sort after ``after`` (oldest first), for a client resuming with Last-Event-ID."""
     since = datetime.fromisoformat(after[0])

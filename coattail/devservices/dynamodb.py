@@ -1,4 +1,11 @@
-"""DynamoDB Local (from Maven Central) on loopback, one shared database for every region and key."""
+"""DynamoDB Local (from Maven Central) on loopback, one shared database for every region and key.
+
+DynamoDB Local has no option to choose the interface (its flags: -port, -dbPath, -inMemory,
+-sharedDb, -cors, -delayTransientStatuses, -optimizeDbBeforeStartup, -disableTelemetry) and its
+Jetty server listens on all of them. It is therefore started through ``LoopbackDynamoDB.java``, a
+single-file Java program that binds the same server to one host before starting it. With a
+``-dbPath`` (the default here) its tables and items survive restarts; ``-inMemory`` is for tests.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +13,11 @@ from pathlib import Path
 
 from coattail.devservices import jars
 
-MAIN_CLASS = "com.amazonaws.services.dynamodbv2.local.main.ServerRunner"
+LAUNCHER = Path(__file__).with_name("LoopbackDynamoDB.java")
+HOST = "127.0.0.1"
 
 
-def server_argv(home: Path, port: int, in_memory: bool = False) -> list[str]:
+def server_argv(home: Path, port: int, in_memory: bool = False, host: str = HOST) -> list[str]:
     lib = jars.jar_dir("dynamodb")
     storage = ["-inMemory"] if in_memory else ["-dbPath", str(home / "data")]
     (home / "data").mkdir(parents=True, exist_ok=True)
@@ -19,10 +27,12 @@ def server_argv(home: Path, port: int, in_memory: bool = False) -> list[str]:
         f"-Djava.library.path={lib}",  # the sqlite4java native library was copied beside the jars
         "-cp",
         str(lib / "*"),
-        MAIN_CLASS,
+        str(LAUNCHER),  # compiled in memory by the java launcher (JDK 11+ source-file mode)
+        host,
         "-port",
         str(port),
         "-sharedDb",  # otherwise tables are separate per access key and region
+        "-disableTelemetry",  # no calls home from a local tool
         *storage,
     ]
 

@@ -1,20 +1,87 @@
-"""Single-node Kafka 4 broker in KRaft mode on loopback (broker and controller in one JVM)."""
+"""Single-node Kafka 4 broker in KRaft mode on loopback (broker and controller in one JVM).
+
+The storage is formatted once, with a cluster id kept in ``<home>/cluster.id``; later starts reuse
+the formatted ``data/`` (topics, offsets) as long as ``data/meta.properties`` exists. Formatting
+again with another id would make the broker refuse its own data (``Invalid cluster.id``).
+"""
 
 from __future__ import annotations
 
-import uuid
+import base64
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 from coattail.devservices import jars
-from coattail.devservices.process import free_port
+from coattail.devservices.process import free_port, port_open
 
 HEAP = "-Xmx768m"
+
+
+ClusterIdSource = Callable[[], str]
+
+
+def new_cluster_id(random_bytes: Callable[[int], bytes] = os.urandom) -> str:
+    """A fresh cluster id: base64url of 16 random bytes, never starting with ``-``.
+
+    Like Kafka's own ``Uuid.randomUuid``, an id that would start with ``-`` is drawn again, so even
+    a tool that takes the id as a separate argument can never read it as an option.
+    """
+    while True:
+        cid = base64.urlsafe_b64encode(random_bytes(16)).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
+def formatted_cluster_id(home: Path) -> str | None:
+    """The cluster id the storage was formatted with, or None when it is not formatted yet."""
+    try:
+        lines = (home / "data" / "meta.properties").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == "cluster.id" and value.strip():
+            return value.strip()
+    return None
+
+
+def cluster_id(home: Path, source: ClusterIdSource = new_cluster_id) -> str:
+    """The id of this broker's cluster: the formatted one, else the kept one, else a new one (kept)."""
+    found = formatted_cluster_id(home)
+    kept = home / "cluster.id"
+    if found is None:
+        try:
+            found = kept.read_text().strip() or None
+        except OSError:
+            found = None
+    if found is None:
+        found = source()
+    home.mkdir(parents=True, exist_ok=True)
+    kept.write_text(found + "\n")
+    return found
+
+
+def _previous_controller_port(home: Path) -> int | None:
+    # The controller's address is part of the quorum config; keep it across restarts when it is free.
+    try:
+        lines = (home / "server.properties").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith("controller.quorum.voters="):
+            try:
+                port = int(line.rsplit(":", 1)[1])
+            except (IndexError, ValueError):
+                return None
+            return None if port_open(port) else port
+    return None
 
 
 def write_config(home: Path, port: int | None = None, controller_port: int | None = None) -> dict[str, int]:
     """server.properties for a one-node cluster; returns the ports it uses."""
     port = port or free_port()
-    controller_port = controller_port or free_port()
+    controller_port = controller_port or _previous_controller_port(home) or free_port()
     data = home / "data"
     data.mkdir(parents=True, exist_ok=True)
     props = {
@@ -65,18 +132,17 @@ def _java_base(home: Path) -> list[str]:
     ]
 
 
-def format_argv(home: Path) -> list[str]:
-    """Format the KRaft storage once (a fresh cluster id)."""
-    cluster_id = uuid.uuid4().bytes
-    import base64
+def needs_format(home: Path) -> bool:
+    return formatted_cluster_id(home) is None
 
-    cid = base64.urlsafe_b64encode(cluster_id).decode().rstrip("=")
+
+def format_argv(home: Path, cid: str) -> list[str]:
+    """Format the KRaft storage with cluster id ``cid`` (only when :func:`needs_format`)."""
     return [
         *_java_base(home),
         "kafka.tools.StorageTool",
         "format",
-        "-t",
-        cid,
+        f"--cluster-id={cid}",  # one argv element: an id starting with "-" is not an option
         "-c",
         str(home / "server.properties"),
         "--ignore-formatted",

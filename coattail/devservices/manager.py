@@ -33,10 +33,18 @@ class ServiceInfo:
 class DevServices:
     """Services under ``<state>/dev/<name>/`` with a pid file, a log and (for Kafka) its data."""
 
-    def __init__(self, state_dir: Path, *, in_memory_dynamodb: bool = False, start_timeout: float = 120):
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        in_memory_dynamodb: bool = False,
+        start_timeout: float = 120,
+        cluster_id_source: kafka.ClusterIdSource = kafka.new_cluster_id,
+    ):
         self.root = state_dir / "dev"
         self.in_memory_dynamodb = in_memory_dynamodb
         self.start_timeout = start_timeout
+        self.cluster_id_source = cluster_id_source  # only used the first time the storage is formatted
 
     # -- public API -----------------------------------------------------------------------------
     def up(self) -> dict[str, ServiceInfo]:
@@ -87,15 +95,17 @@ class DevServices:
         port = _reusable_port(previous)
         ports = kafka.write_config(home, port=port)
         log = home / "kafka.log"
-        fmt = subprocess.run(
-            kafka.format_argv(home), capture_output=True, text=True, timeout=120, check=False
-        )
-        if fmt.returncode != 0:
-            log.write_text(fmt.stdout + fmt.stderr)
-            raise ServiceError(
-                f"kafka: formatting the KRaft storage failed (exit {fmt.returncode}); "
-                f"log tail:\n{log_tail(log)}"
+        cid = kafka.cluster_id(home, self.cluster_id_source)
+        if kafka.needs_format(home):  # first start only: later starts reuse the data (and its id)
+            fmt = subprocess.run(
+                kafka.format_argv(home, cid), capture_output=True, text=True, timeout=120, check=False
             )
+            if fmt.returncode != 0:
+                log.write_text(fmt.stdout + fmt.stderr)
+                raise ServiceError(
+                    f"kafka: formatting the KRaft storage failed (exit {fmt.returncode}); "
+                    f"log tail:\n{log_tail(log)}"
+                )
         bootstrap = f"127.0.0.1:{ports['port']}"
         return bootstrap, spawn(kafka.server_argv(home), log, self._pid_path("kafka"))
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
+from typing import Any
 
+import orjson
 import pytest
 
 from coattail.settings import load_settings
@@ -12,6 +15,9 @@ from coattail.settings.models import ReconnectSettings
 from connectors.base import Backoff, RecentIds
 from connectors.binance import BinanceConnector
 from connectors.coinbase import CoinbaseConnector
+from connectors.metrics import Metrics
+from connectors.trade import Trade
+from tests.connectors.fakes import counter
 
 pytestmark = pytest.mark.unit
 
@@ -56,3 +62,50 @@ def test_coinbase_feed_is_configuration() -> None:
     conn = CoinbaseConnector(settings.connectors["coinbase"], settings.reconnect, ["BTC-USD"])
     assert conn.ws_url() == "wss://advanced-trade-ws.coinbase.com"
     assert conn.normalize({"type": "error", "message": "Failed to subscribe"}) == []
+
+
+def test_any_exception_from_a_normaliser_dead_letters_the_message_and_the_loop_goes_on() -> None:
+    """The live read loop: whatever ``handle`` raises for one message (here a simulated normaliser bug),
+    that message becomes a dead letter with its reason, and the next message is processed."""
+
+    class BuggyBinance(BinanceConnector):
+        def handle(self, message: Any, received_at: str) -> list[Trade]:
+            if type(message) is dict and message.get("boom"):
+                raise ZeroDivisionError("division by zero in a normaliser")
+            return super().handle(message, received_at)
+
+    settings = load_settings()
+    metrics = Metrics()
+    conn = BuggyBinance(settings.connectors["binance"], settings.reconnect, ["BTC-USDT"], metrics=metrics)
+    trade = {
+        "e": "aggTrade",
+        "s": "BTCUSDT",
+        "a": 9,
+        "p": "2.5",
+        "q": "4",
+        "T": 1_700_000_000_000,
+        "m": False,
+    }
+    messages = [
+        b'{"boom": true}',
+        b'{"e": "aggTrade", "s": "BTCUSDT", "a": 1, "p": "1e999999999", "q": "1", "T": 1, "m": true}',
+        b'{"e": {}, "s": "BTCUSDT"}',
+        b'{"result": null, "id": 1}',
+        orjson.dumps(trade),
+    ]
+
+    async def feed() -> list[Any]:
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        for raw in messages:
+            await conn._on_raw(raw, queue)
+        return [queue.get_nowait() for _ in range(queue.qsize())]
+
+    items = asyncio.run(feed())
+    assert [type(i).__name__ for i in items] == ["DeadLetter", "DeadLetter", "DeadLetter", "Trade"]
+    assert items[0].reason == "internal error: ZeroDivisionError: division by zero in a normaliser"
+    assert items[1].reason.startswith("p: '1e999999999' is in scientific notation")
+    assert items[2].reason == "e: unknown message type '{}'"
+    assert items[3].trade_id == "agg:9"
+    assert counter(metrics, "dead_lettered", "binance") == 3
+    assert counter(metrics, "ignored", "binance") == 1  # the subscription reply
+    assert counter(metrics, "received", "binance") == len(messages)

@@ -223,3 +223,40 @@ def _advanced_ws(t: dict[str, Any]) -> str:
     events = [{"type": "update", "trades": [row]}]
     return orjson.dumps({"channel": "market_trades", "client_id": "", "timestamp": row["time"],
                          "sequence_num": t["_index"], "events": events}).decode()  # fmt: skip
+
+
+def test_poison_messages_never_stop_a_live_connector(kafka_bootstrap: str, unique_name: str) -> None:
+    """Every poison class of issue 18 on the live socket, between real trades: each becomes a dead
+    letter with its reason, every trade still arrives exactly once, the connector keeps streaming."""
+    history = _binance_history(120)
+    agg = {"e": "aggTrade", "s": "BTCUSDT", "a": 1, "p": "1.5", "q": "2", "T": T0_MS, "m": True}
+    poison = [
+        agg | {"T": 253_402_300_799_999}, agg | {"T": T0_MS * 1000}, agg | {"T": 4_102_444_800_000},
+        agg | {"p": "1e999999"}, agg | {"q": "1E+999999"}, agg | {"p": "1e999999999"}, agg | {"p": "١٢٣"},
+        agg | {"p": "１２３"}, agg | {"q": "1_000"}, agg | {"a": True}, agg | {"a": []}, agg | {"e": {}},
+        agg | {"e": "notATrade"}, agg | {"s": "BTCUSDT\n"}, {"stream": "x", "data": []},
+    ]  # fmt: skip
+    rendered = [orjson.dumps({"stream": "btcusdt@aggTrade", "data": m}).decode() for m in poison]
+    rendered.append('{"stream":"btcusdt@aggTrade","data":{"e":"trade","t":' + "9" * 5000 + "}}")
+    segments = [
+        Segment(release=20, send_from=20, send_to=70, extra_after=rendered[:8]),  # then a dropped link
+        Segment(release=70, send_from=70, send_to=120, extra_before=rendered[8:], end="hold"),
+    ]
+    fake = FakeExchange(history, binance_ws, binance_rest, segments)
+
+    async def scenario() -> Metrics:
+        await fake.start()
+        try:
+            settings = _settings(fake, "binance", kafka_bootstrap, unique_name)
+            return await _run(fake, settings, {"binance": ["BTC-USDT", "ETH-USDT"]}, len(history) - 20)
+        finally:
+            await fake.stop()
+
+    metrics = asyncio.run(scenario())
+    expected = {trade_event_id("binance", t["s"][:3] + "-USDT", f"agg:{t['a']}") for t in history[20:]}
+    _assert_exactly_once(kafka_bootstrap, unique_name, expected)
+    dead = [orjson.loads(d.value()) for d in consume_all(kafka_bootstrap, f"{unique_name}-dlq", partitions=3)]
+    assert len(dead) == len(rendered)
+    assert counter(metrics, "dead_lettered", "binance") == len(rendered)
+    assert all(d["reason"] and not d["reason"].startswith("internal error") for d in dead)
+    assert sum("not JSON" in d["reason"] for d in dead) == 1  # the 5,000-digit id

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,11 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coattail.contracts import dumps, loads_trade, trade_event_id
+from coattail.contracts.trade import FUTURE_MARGIN_SECONDS
+from connectors.base import DEAD_LETTER_RAW_MAX_CHARS, DeadLetter
 from connectors.binance import BinanceNormalizer
 from connectors.coinbase import CoinbaseNormalizer
 from connectors.normalize_cli import run_normalize
 from connectors.symbols import BinanceSymbols
-from connectors.trade import EventIds, NormalizeError
+from connectors.trade import FLOOR_MS, EventIds, NormalizeError, format_iso
 
 pytestmark = pytest.mark.unit
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -118,7 +121,7 @@ def test_binance_junk_goes_to_dead_letter_with_reason(line: str, reason: str) ->
     out = io.BytesIO()
     dlq = io.BytesIO()
     counts = run_normalize(io.BytesIO(line.encode() + b"\n"), out, "binance", dlq)
-    assert counts["malformed"] == 1
+    assert counts["dead_lettered"] == counts["lines"] == 1
     assert out.getvalue() == b""
     letter = orjson.loads(dlq.getvalue())
     assert reason in letter["reason"]
@@ -191,11 +194,13 @@ def test_coinbase_junk_raises_with_reason(msg: dict[str, object], reason: str) -
     price=st.decimals(min_value=Decimal("0.00000001"), max_value=Decimal(10**7), places=8),
     qty=st.decimals(min_value=Decimal("0.00000001"), max_value=Decimal(10**5), places=8),
     maker=st.booleans(),
-    t_ms=st.integers(min_value=0, max_value=4_102_444_800_000),
+    t_ms=st.integers(min_value=FLOOR_MS, max_value=4_102_444_800_000),
+    lag_ms=st.integers(min_value=-(FUTURE_MARGIN_SECONDS - 1) * 1000, max_value=10**9),
 )
 def test_fast_path_equals_the_validated_contract(
-    trade_id: int, price: Decimal, qty: Decimal, maker: bool, t_ms: int
+    trade_id: int, price: Decimal, qty: Decimal, maker: bool, t_ms: int, lag_ms: int
 ) -> None:
+    received = datetime.fromtimestamp(max(FLOOR_MS, t_ms + lag_ms) / 1000, UTC)
     msg = {
         "e": "aggTrade",
         "s": "ETHBTC",
@@ -205,7 +210,7 @@ def test_fast_path_equals_the_validated_contract(
         "T": t_ms,
         "m": maker,
     }
-    [trade] = BinanceNormalizer().message(msg, RECEIVED)
+    [trade] = BinanceNormalizer().message(msg, format_iso(received))
     assert trade.to_json() == dumps(trade.to_event())
     assert EventIds("binance", "ETH-BTC")(f"agg:{trade_id}") == trade_event_id(
         "binance", "ETH-BTC", f"agg:{trade_id}"
@@ -226,7 +231,8 @@ def test_normalize_cli_envelopes_bare_and_malformed(tmp_path: Path) -> None:
     events = [loads_trade(line) for line in result.stdout.splitlines()]
     assert [e.exchange for e in events] == ["coinbase"]  # the bare binance line needs --exchange
     assert events[0].ingestion_timestamp.isoformat().startswith("2023-11-14T22:13:25")
-    assert "2 malformed" in result.stderr.decode()
+    assert "3 lines: 1 trades from 1 lines, 0 ignored" in result.stderr.decode()
+    assert "2 dead-lettered" in result.stderr.decode()
     reasons = [orjson.loads(line)["reason"] for line in dead.read_text().splitlines()]
     assert any("--exchange" in r for r in reasons)
     assert any("not JSON" in r for r in reasons)
@@ -237,3 +243,158 @@ def test_normalize_cli_envelopes_bare_and_malformed(tmp_path: Path) -> None:
     )  # fmt: skip
     assert only_binance.returncode == 0
     assert len(only_binance.stdout.splitlines()) == 3
+
+
+# -- issue 18: poison messages, one class each ---------------------------------------------------------
+def _agg(**fields: object) -> dict[str, object]:
+    return {
+        "e": "aggTrade",
+        "s": "BTCUSDT",
+        "a": 1,
+        "p": "1.5",
+        "q": "2",
+        "T": 1_700_000_000_000,
+        "m": True,
+    } | fields
+
+
+def _match(**fields: object) -> dict[str, object]:
+    base = {"type": "match", "trade_id": 1, "product_id": "BTC-USD", "price": "1", "size": "1", "side": "buy",
+            "time": "2023-11-14T22:13:20.123456Z"}  # fmt: skip
+    return base | fields
+
+
+@pytest.mark.parametrize(
+    ("msg", "reason"),
+    [
+        (_agg(T=253_402_300_799_999), "T: 253402300799999 ms is outside [2009-01-03"),  # 9999-12-31
+        (_agg(T=1_700_000_000 * 1_000_000), "outside"),  # epoch seconds read as ms... times 1000: year 55k
+        (_agg(T=4_102_444_800_000), "T: 2100-01-01T00:00:00.000000Z is more than 300 s after received_at"),
+        (_agg(T=1_230_940_799_999), "outside [2009-01-03"),  # just before the floor
+        (_agg(p="1e999999"), "scientific notation"),
+        (_agg(p="1E+999999"), "scientific notation"),
+        (_agg(q="1e999999999"), "scientific notation"),
+        (_agg(p="١٢٣"), "not a plain decimal"),  # Arabic-Indic digits: Decimal() would accept them
+        (_agg(p="１２３"), "not a plain decimal"),  # full-width digits
+        (_agg(q="1_000"), "not a plain decimal"),
+        (_agg(p="9" * 21), "more than 20 integer or 18 fraction digits"),
+        (_agg(p="0." + "0" * 18 + "1"), "more than 20 integer or 18 fraction digits"),
+        (_agg(p="9" * 5000), "longer than 39 characters"),
+        (_agg(p="9" * 15, q="9" * 15), "more than 20 integer digits"),  # price × quantity
+        (_agg(a=True), "a: expected a non-negative integer trade id below 2^63"),
+        (_agg(a=[]), "a: expected a non-negative integer trade id"),
+        (_agg(a=2**63), "below 2^63"),
+        (_agg(s="BTCUSDT\n"), "cannot split"),
+        (_agg(e={}), "e: unknown message type '{}'"),
+        (_agg(e="bookTicker2"), "unknown message type 'bookTicker2'"),
+        ({"u": 1, "s": "BTCUSDT"}, "unknown message type 'None'"),
+    ],
+)
+def test_binance_poison_is_refused_with_its_reason(msg: dict[str, object], reason: str) -> None:
+    with pytest.raises(NormalizeError) as err:
+        BinanceNormalizer().message(msg, RECEIVED)
+    assert reason in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("msg", "reason"),
+    [
+        (_match(time="9999-12-31T23:59:59.000000Z"), "time: 9999-12-31T23:59:59.000Z is outside"),
+        (_match(time="9999-12-31T23:59:59-05:00"), "outside the representable range"),  # OverflowError
+        (_match(time="0001-01-01T00:00:00+01:00"), "outside the representable range"),
+        (_match(time="2100-01-01T00:00:00Z"), "more than 300 s after received_at"),
+        (_match(time="2023-11-14T22:18:25.000000Z"), "more than 300 s after received_at"),
+        (_match(time="2023-11-14 22:13:20.123456Z"), ""),  # canonicalised, not passed on with a space
+        (_match(price="1E+999999"), "scientific notation"),
+        (_match(size="١"), "not a plain decimal"),
+        (_match(size="1_000"), "not a plain decimal"),
+        (_match(product_id="BTC-USD\n"), "symbol: 'BTC-USD\\n' is not BASE-QUOTE"),
+        (_match(trade_id="9" * 5000), "trade_id: expected a non-negative integer id below 2^63"),
+        (_match(trade_id=True), "trade_id"),
+        (_match(trade_id=[]), "trade_id"),
+        (_match(trade_id="١٢"), "trade_id"),
+        (_match(type={}), "unknown message"),  # unhashable: must not reach a set lookup
+        (_match(type=[]), "unknown message"),
+        (_match(type="done2"), "unknown message type 'done2'"),
+        ({"channel": {}, "events": []}, "unknown message channel '{}'"),
+    ],
+)
+def test_coinbase_poison_is_refused_with_its_reason(msg: dict[str, object], reason: str) -> None:
+    norm = CoinbaseNormalizer()
+    if not reason:
+        [trade] = norm.message(msg, RECEIVED)
+        assert trade.timestamp == "2023-11-14T22:13:20.123456Z"
+        return
+    with pytest.raises(NormalizeError) as err:
+        norm.message(msg, RECEIVED)
+    assert reason in str(err.value)
+
+
+def test_a_trade_up_to_the_margin_after_receipt_is_kept_and_passes_the_contract() -> None:
+    [b] = BinanceNormalizer().message(_agg(T=1_700_000_299_999), "2023-11-14T22:13:20.000Z")
+    [c] = CoinbaseNormalizer().message(_match(time="2023-11-14T22:18:19.999999Z"), "2023-11-14T22:13:20.500Z")
+    for trade in (b, c):
+        assert loads_trade(trade.to_json()) == trade.to_event()
+
+
+def test_known_control_messages_are_ignored_and_unknown_ones_are_not() -> None:
+    assert BinanceNormalizer().message({"result": None, "id": 7}, RECEIVED) == []
+    assert BinanceNormalizer().message({"stream": "x", "data": {"e": "24hrTicker"}}, RECEIVED) == []
+    assert CoinbaseNormalizer().message({"type": "subscriptions", "channels": []}, RECEIVED) == []
+    assert CoinbaseNormalizer().message({"channel": "heartbeats", "events": []}, RECEIVED) == []
+    with pytest.raises(NormalizeError, match="unknown message"):
+        CoinbaseNormalizer().message({"hello": "world"}, RECEIVED)
+
+
+def _envelope(exchange: object, raw: object, received_at: object = RECEIVED) -> bytes:
+    return orjson.dumps({"exchange": exchange, "received_at": received_at, "raw": raw})
+
+
+def test_every_line_is_accounted_for_once_including_batches_and_case() -> None:
+    batch = _lines("coinbase.jsonl")[4]  # two trades in one line
+    lines = [
+        _envelope("coinbase", batch),
+        _envelope("Binance", _agg(a=5)),  # exchange name in another case: normalised, not dropped
+        _envelope("COINBASE", {"type": "heartbeat"}),
+        _envelope("binance", {"e": "somethingNew"}),
+        _envelope("kraken", _agg()),
+        _envelope("binance", _agg(), "9999-12-31T23:59:59-05:00"),
+        _envelope("binance", _agg(), "0001-01-01T00:00:00+01:00"),
+        b"",
+        b"{broken",
+    ]
+    out, dlq = io.BytesIO(), io.BytesIO()
+    counts = run_normalize(io.BytesIO(b"\n".join(lines) + b"\n"), out, None, dlq)
+    assert counts == {"lines": 9, "trades": 3, "trade_lines": 2, "ignored": 2, "dead_lettered": 5}
+    assert [loads_trade(t).exchange for t in out.getvalue().splitlines()] == [
+        "coinbase",
+        "coinbase",
+        "binance",
+    ]
+    reasons = [orjson.loads(line)["reason"] for line in dlq.getvalue().splitlines()]
+    assert reasons[0] == "e: unknown message type 'somethingNew'"
+    assert reasons[1].startswith("unknown exchange 'kraken'")
+    assert reasons[2] == "received_at: '9999-12-31T23:59:59-05:00' is outside the representable range"
+    assert "outside the representable range" in reasons[3]
+    assert reasons[4].startswith("not JSON")
+    # With --exchange, envelopes of the other exchange are ignored (counted), "Binance" still matches.
+    counts = run_normalize(io.BytesIO(b"\n".join(lines) + b"\n"), io.BytesIO(), "binance", None)
+    assert counts["trade_lines"] == 1
+    assert counts["trade_lines"] + counts["ignored"] + counts["dead_lettered"] == counts["lines"] == 9
+
+
+def test_a_ninety_byte_bomb_stays_small() -> None:
+    line = b'{"exchange":"binance","raw":{"e":"aggTrade","s":"BTCUSDT","a":1,"p":"1e999999999","q":"1"}}'
+    assert len(line) <= 100
+    out, dlq = io.BytesIO(), io.BytesIO()
+    assert run_normalize(io.BytesIO(line), out, None, dlq)["dead_lettered"] == 1
+    assert len(dlq.getvalue()) < 400
+
+
+def test_dead_letters_are_bounded_so_the_stream_accepts_them() -> None:
+    letter = DeadLetter.of("binance", "not JSON", b"x" * (DEAD_LETTER_RAW_MAX_CHARS + 10), RECEIVED)
+    assert len(letter.raw) == DEAD_LETTER_RAW_MAX_CHARS
+    assert (
+        letter.reason
+        == f"not JSON (raw cut to {DEAD_LETTER_RAW_MAX_CHARS} of {DEAD_LETTER_RAW_MAX_CHARS + 10} characters)"
+    )

@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from coattail.settings import load_settings
 from connectors.registry import normalizer
 from connectors.simulator import simulate
 from connectors.trade import Trade
@@ -169,10 +170,10 @@ def test_cli_writes_lines_and_truth(tmp_path: Path) -> None:
     result = subprocess.run(cmd, capture_output=True, cwd=REPO, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     lines = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    settings = load_settings(env={})  # the CLI simulates the configured instruments
     expected_lines, expected_truth = simulate(
         seed=9, minutes=3, rate=4, start=datetime(2026, 1, 5, tzinfo=UTC),
-        instruments={"binance": ["BTC-USDT", "ETH-USDT"], "coinbase": ["BTC-USD", "ETH-USD"]},
-        equivalences={"BTC": ["binance:BTC-USDT", "coinbase:BTC-USD"], "ETH": ["binance:ETH-USDT", "coinbase:ETH-USD"]},  # noqa: E501
+        instruments=settings.instruments, equivalences=settings.equivalences,
     )  # fmt: skip
     assert lines == expected_lines
     assert orjson.loads(truth.read_bytes()) == orjson.loads(orjson.dumps(expected_truth))
@@ -181,7 +182,7 @@ def test_cli_writes_lines_and_truth(tmp_path: Path) -> None:
         cwd=REPO, timeout=120, check=False,
     )  # fmt: skip
     assert normalised.returncode == 0
-    assert b"0 malformed" in normalised.stderr
+    assert b" 0 dead-lettered" in normalised.stderr
     assert datetime.fromisoformat(orjson.loads(truth.read_bytes())["end"]) - datetime(
         2026, 1, 5, tzinfo=UTC
     ) == timedelta(minutes=3)

@@ -33,7 +33,7 @@ def _trades(n: int) -> list[Trade]:
     for i in range(n):
         msg = {"e": "aggTrade", "s": "BTCUSDT" if i % 2 else "ETHUSDT", "a": i, "p": f"{100 + i}.5", "q": "0.25",  # noqa: E501
                "T": 1_763_900_000_000 + i, "m": bool(i % 3)}  # fmt: skip
-        out += norm.message(msg, "2025-11-23T12:00:00.000Z")
+        out += norm.message(msg, "2025-11-23T12:14:00.000Z")
     return out
 
 

@@ -99,14 +99,19 @@ def test_dynamodb_table_with_two_gsis_and_ttl(
                 "ttl_epoch": {"N": "1738838400"},
             },
         )
-    got = client.query(
-        TableName=unique_name,
-        IndexName="type-time-index",
-        KeyConditionExpression="alert_type = :t AND detected_at > :s",
-        ExpressionAttributeValues={":t": {"S": "whale_trade"}, ":s": {"S": "2025-02-05T10:30:00.000Z"}},
-        ScanIndexForward=False,
-    )
-    assert [item["alert_id"]["S"] for item in got["Items"]] == ["a3", "a1"]
+    found: list[str] = []
+    deadline = time.monotonic() + 15
+    while found != ["a3", "a1"] and time.monotonic() < deadline:  # GSIs are eventually consistent
+        got = client.query(
+            TableName=unique_name,
+            IndexName="type-time-index",
+            KeyConditionExpression="alert_type = :t AND detected_at > :s",
+            ExpressionAttributeValues={":t": {"S": "whale_trade"}, ":s": {"S": "2025-02-05T10:30:00.000Z"}},
+            ScanIndexForward=False,
+        )
+        found = [item["alert_id"]["S"] for item in got["Items"]]
+        time.sleep(0.1)
+    assert found == ["a3", "a1"]
     ttl = client.describe_time_to_live(TableName=unique_name)["TimeToLiveDescription"]
     assert ttl["AttributeName"] == "ttl_epoch"
     indexes = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -9,6 +10,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from coattail.contracts import (
     Alert,
@@ -52,7 +54,14 @@ def _trade(**overrides: object) -> TradeEvent:
 def test_trade_round_trip_is_exact(
     price: Decimal, quantity: Decimal, ts: datetime, symbol: str, side: str
 ) -> None:
-    event = _trade(price=str(price), quantity=str(quantity), timestamp=ts, symbol=symbol, side=side)
+    event = _trade(
+        price=str(price),
+        quantity=str(quantity),
+        timestamp=ts,
+        ingestion_timestamp=ts,
+        symbol=symbol,
+        side=side,
+    )
     assert event.quote_volume == price * quantity  # exact, no float on the way
     back = loads_trade(dumps(event))
     assert back == event
@@ -127,6 +136,72 @@ def test_trade_rejects_unknown_and_missing_fields_and_junk() -> None:
         loads_trade(b'{"event_id": ')
     with pytest.raises(ContractError, match="JSON object"):
         loads_trade(b"[1, 2]")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "needle"),
+    [
+        ("timestamp", "9999-12-31T23:59:59Z", "not before 2262-01-01"),
+        ("timestamp", "9999-12-31T23:59:59-05:00", "outside the representable range"),
+        ("timestamp", "0001-01-01T00:00:00+01:00", "outside the representable range"),
+        ("timestamp", "2008-12-31T23:59:59Z", "before 2009-01-03"),
+        ("timestamp", "2100-01-01T00:00:00Z", "more than 300 s after ingestion_timestamp"),
+        ("timestamp", "2025-02-05T10:35:01Z", "more than 300 s after ingestion_timestamp"),
+        ("ingestion_timestamp", "9999-12-31T23:59:59-05:00", "outside the representable range"),
+        ("timestamp", "２０２５-02-05T10:30:00Z", "not an ISO-8601"),
+        ("timestamp", "2025-02-05T10:30:00Z" + " " * 100, "longer than"),
+        ("price", "1e999999", "exponent has more than 3 digits"),
+        ("price", "1E+999999", "exponent has more than 3 digits"),
+        ("price", "1e999999999", "exponent has more than 3 digits"),
+        ("price", "1e999", "too large"),
+        ("price", "1e-999", "fraction digits"),
+        ("price", "1" * 21, "too large"),
+        ("price", "1" * 65, "longer than 64"),
+        ("price", "١٢٣", "not a decimal"),
+        ("price", "１２３", "not a decimal"),
+        ("price", "1_000", "not a decimal"),
+        ("quantity", True, "boolean"),
+        ("symbol", "BTC-USD\n", "symbol"),
+        ("exchange", "Binance", "exchange"),
+        ("event_id", True, "valid string"),
+        ("event_id", [], "valid string"),
+    ],
+)
+def test_trade_rejects_unrepresentable_and_absurd_values(field: str, value: object, needle: str) -> None:
+    payload = orjson.loads(dumps(_trade()))
+    payload[field] = value
+    with pytest.raises(ContractError) as err:
+        loads_trade(orjson.dumps(payload))
+    assert needle in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_huge_integers_are_refused_without_converting_them() -> None:
+    payload = orjson.loads(dumps(_trade())) | {"price": 10**5000}
+    with pytest.raises(ValidationError, match="more than 20 digits"):
+        TradeEvent.model_validate(payload)
+
+
+def test_the_timestamp_window_edges_are_accepted() -> None:
+    assert _trade(timestamp="2009-01-03T00:00:00Z", ingestion_timestamp="2009-01-03T00:00:00Z")
+    assert _trade(timestamp="2025-02-05T10:35:00.456Z")  # exactly 300 s after ingestion
+    late = _trade(timestamp="2009-01-03T00:00:00Z", ingestion_timestamp="2261-12-31T23:59:59.999Z")
+    assert late.timestamp.year == 2009  # arriving late is the quality stage's business, not invalid
+
+
+@pytest.mark.parametrize(
+    ("trade_id", "needle"),
+    [(True, "string or an integer"), ([], "string or an integer"), (-1, "[0, 2^63)"), (2**63, "[0, 2^63)"),
+     ("huge", "[0, 2^63)"), ("", "printable ASCII"), ("1" * 65, "printable ASCII"), ("1\n", "printable")],
+)  # fmt: skip
+def test_create_refuses_unusable_trade_ids(trade_id: object, needle: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        _trade(trade_id=10**5000 if trade_id == "huge" else trade_id)
+
+
+def test_create_refuses_a_quote_volume_spark_cannot_hold() -> None:
+    with pytest.raises(ValueError, match="too large"):
+        _trade(price="9" * 15, quantity="9" * 15)
 
 
 def test_timestamps_normalise_to_utc_z() -> None:

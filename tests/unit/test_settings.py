@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from coattail.settings import ConfigError, load_settings
-from coattail.settings.modules import VolumeAnomalyParams, WhaleParams, severity_for
+from coattail.settings.modules import severity_for
+from jobs.detectors.volume import VolumeAnomalyParams
+from jobs.detectors.whale import WhaleParams
 
 pytestmark = pytest.mark.unit
 REPO = Path(__file__).resolve().parents[2]
@@ -21,7 +23,7 @@ def test_small_tier_is_the_default() -> None:
     assert settings.tier == "small"
     assert settings.active_modules == ["MOD-001", "MOD-002", "MOD-003"]
     assert settings.active_connectors == ["binance", "coinbase"]
-    assert settings.alert_types() == ["volume_spike", "whale_trade", "spread_dislocation"]
+    assert settings.alert_types() == ["volume_spike", "whale_trade", "spread_divergence"]
 
 
 def test_tiers_are_supersets() -> None:
@@ -130,3 +132,74 @@ def test_config_bad_override_is_one_line_and_nonzero() -> None:
     assert len(lines) == 1
     assert lines[0].startswith("error: config error: modules.MOD-003.params.threshold_pct")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"COATTAIL_QUALITY__REQUIRED_FIELDS": "[event_id, colour]"}, "quality.required_fields.1"),
+        ({"DYNAMODB_ENDPOINT": "not a url"}, "hot_store.endpoint_url"),
+        ({"DYNAMODB_ENDPOINT": "localhost:8000"}, "(from DYNAMODB_ENDPOINT)"),
+        ({"COATTAIL_HOT_STORE__ENDPOINT_URL": "http://:8000"}, "http(s) URL with a host"),
+        ({"COATTAIL_HOT_STORE__ENDPOINT_URL": "http://127.0.0.1:99999"}, "http(s) URL with a host"),
+        ({"COATTAIL_STREAM__KINESIS__ENDPOINT_URL": "ftp://x"}, "stream.kinesis.endpoint_url"),
+        ({"COATTAIL_HOT_STORE__TABLE": "bad name!"}, "not a DynamoDB table name"),
+        ({"COATTAIL_HOT_STORE__TABLE": "ab"}, "not a DynamoDB table name"),
+        ({"COATTAIL_HOT_STORE__TABLE": "x" * 256}, "not a DynamoDB table name"),
+        ({"COATTAIL_API__API_KEYS": "['  ']"}, "API key is blank"),
+        ({"COATTAIL_API__API_KEYS": "[good-key, '']"}, "api.api_keys.1"),
+        ({"COATTAIL_API__CURSOR_SECRET": "short"}, "at least 16 characters"),
+    ],
+)
+def test_values_that_would_fail_later_are_refused_now(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(env=env)
+    assert needle in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_good_endpoints_table_names_and_fields_pass() -> None:
+    settings = load_settings(
+        env={
+            "DYNAMODB_ENDPOINT": "https://dynamodb.us-west-2.amazonaws.com",
+            "COATTAIL_HOT_STORE__TABLE": "Alerts_v2.prod-1",
+            "COATTAIL_QUALITY__REQUIRED_FIELDS": "[event_id, exchange, side, ingestion_timestamp]",
+            "COATTAIL_API__API_KEYS": "[' padded-key ']",
+        }
+    )
+    assert settings.hot_store.endpoint_url == "https://dynamodb.us-west-2.amazonaws.com"
+    assert settings.hot_store.table == "Alerts_v2.prod-1"
+    assert settings.api.api_keys == ["padded-key"]
+    assert load_settings(env={"DYNAMODB_ENDPOINT": "http://[::1]:8000/"}).hot_store.endpoint_url
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"COATTAIL_QUALITY__REQUIRED_FIELDS": "[event_id, colour]"}, "'colour' is not a TradeEvent field"),
+        ({"DYNAMODB_ENDPOINT": "garbage"}, "hot_store.endpoint_url"),
+        ({"COATTAIL_HOT_STORE__TABLE": "bad name!"}, "hot_store.table"),
+        ({"COATTAIL_API__API_KEYS": "['']"}, "api.api_keys.0"),
+    ],
+)
+def test_config_check_refuses_with_one_line(env: dict[str, str], needle: str) -> None:
+    result = _coattail("config", "check", env=env)
+    assert result.returncode == 2, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert needle in lines[0]
+
+
+@pytest.mark.parametrize("content", ["", "\n\n   \n", "# only a comment\n#another\n"])
+def test_config_check_refuses_a_keys_file_without_keys(tmp_path: Path, content: str) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text(content)
+    result = _coattail("config", "check", env={"COATTAIL_API__API_KEYS_FILE": str(keys)})
+    assert result.returncode == 2, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "holds no API key" in lines[0]
+    keys.write_text("# one key\nsecret-key-1\n")
+    ok = _coattail("config", "check", env={"COATTAIL_API__API_KEYS_FILE": str(keys)})
+    assert ok.returncode == 0, ok.stderr
+    assert "1 API key(s)" in ok.stdout
