@@ -36,11 +36,11 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from api.store import alert_to_item, ensure_table, make_client, time_key  # noqa: E402
 from coattail.contracts import Alert  # noqa: E402
 from coattail.devservices import dynamodb  # noqa: E402
+from coattail.hotstore import alert_to_item, ensure_table, make_client, time_key  # noqa: E402
 
-TYPES = {"volume_spike": "MOD-001", "whale_trade": "MOD-002", "spread_dislocation": "MOD-003"}
+TYPES = {"volume_spike": "MOD-001", "whale_trade": "MOD-002", "spread_divergence": "MOD-003"}
 SYMBOLS = ["BTC-USDT", "ETH-USDT", "BTC-USD", "ETH-USD"]
 REGION = "us-west-2"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -12,7 +13,10 @@ from typing import Annotated, Any
 import typer
 
 from coattail.cliutil import fail
-from coattail.settings import load_settings
+from coattail.hotstore import StoreUnavailableError
+from coattail.retry import RetryExhaustedError, retry
+from coattail.settings import ConfigError, Settings, load_settings
+from coattail.settings.endpoints import kafka_bootstrap
 
 pipeline_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 log = logging.getLogger("jobs.pipeline")
@@ -30,6 +34,10 @@ def run_command(
     spark_ui: Annotated[
         bool, typer.Option("--spark-ui", help="Spark UI with its Prometheus endpoints (/metrics/prometheus)")
     ] = False,
+    wait_seconds: Annotated[
+        float | None,
+        typer.Option(help="Wait this long at start for the broker (default: hot_store.retry_seconds)"),
+    ] = None,
 ) -> None:
     """Run the streaming detector pipeline until SIGTERM/SIGINT (then stop gracefully, exit 0)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -37,8 +45,15 @@ def run_command(
     settings = load_settings(tier)
     from jobs import metrics
     from jobs.framework.registry import ModuleRegistry
+    from jobs.sinks.hot import HotStore
 
     detectors = ModuleRegistry(settings).detectors()  # fail fast on an unimplemented module
+    # Dependencies first, before Spark starts: wait a bounded time for each, then fail in one line.
+    try:
+        wait_for_broker(settings, settings.hot_store.retry_seconds if wait_seconds is None else wait_seconds)
+        hot = HotStore(settings)  # checks (or creates) the alerts table, retried like every write
+    except (RetryExhaustedError, StoreUnavailableError) as exc:
+        fail(str(exc), 1)
     p = settings.pipeline
     port = p.metrics_port if metrics_port is None else metrics_port
     if port:
@@ -55,7 +70,7 @@ def run_command(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    runner = PipelineRunner(spark, settings, detectors=detectors)
+    runner = PipelineRunner(spark, settings, detectors=detectors, hot=hot)
     runner.start()
     names = ", ".join(d.module_id for d in detectors)
     log.info(
@@ -66,12 +81,49 @@ def run_command(
             runner.drain()
         else:
             runner.run(max_seconds=max_seconds, stop=stop)
-    except RuntimeError as exc:
-        fail(str(exc).splitlines()[0], 1)
+    except (RuntimeError, StoreUnavailableError) as exc:
+        # A failed query's error is Spark's Py4J wrapper; the router kept the store's own line.
+        fail(str(runner.router.failure or exc).splitlines()[0], 1)
     finally:
         runner.stop()
         spark.stop()
+        hot.close()
     log.info("pipeline stopped; totals %s", metrics.totals())
+
+
+def wait_for_broker(settings: Settings, seconds: float) -> None:
+    """Return once a Kafka bootstrap server accepts a connection (Kinesis: at once).
+
+    Spark's Kafka source would otherwise start and fail with a long JVM trace; RetryExhaustedError
+    (one line) after ``seconds``.
+    """
+    if settings.stream.backend != "kafka":
+        return
+    servers = kafka_bootstrap(settings)
+    addresses = []
+    for server in servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"Kafka bootstrap server {server.strip()!r} is not host:port")
+        addresses.append((host.strip("[]"), int(port)))
+
+    def connect() -> None:
+        errors: list[OSError] = []
+        for address in addresses:
+            try:
+                socket.create_connection(address, timeout=5).close()
+                return
+            except OSError as exc:
+                errors.append(exc)
+        raise errors[0]
+
+    retry(
+        connect,
+        what=f"Kafka broker at {servers}: connect",
+        deadline_seconds=seconds,
+        retryable=lambda exc: isinstance(exc, OSError),
+        logger=log,
+    )
 
 
 def detect_app(
@@ -79,15 +131,19 @@ def detect_app(
     output: Annotated[Path, typer.Option("--output", help="Alerts JSONL to write")],
     tier: Annotated[str | None, typer.Option(help="Tier whose modules run (default: config `tier`)")] = None,
     master: Annotated[str | None, typer.Option(help="Spark master (default: local[2])")] = None,
+    tables: Annotated[
+        Path | None,
+        typer.Option("--tables", help="Also write each module's table rows here, one JSONL per table"),
+    ] = None,
 ) -> None:
-    """Run the tier's detectors on a bounded dataset and write the alerts as JSONL."""
+    """Run the tier's detectors on a bounded dataset and write the alerts (and module tables) as JSONL."""
     if not input.exists():
         fail(f"--input {input} does not exist")
     settings = load_settings(tier)
     from pyspark.sql import SparkSession
 
     from coattail.contracts import dumps
-    from jobs.batchmode import clean_trades, detect, read_events, sorted_alerts
+    from jobs.batchmode import clean_trades, detect, read_events, sorted_alerts, write_tables
     from jobs.framework.registry import ModuleRegistry
     from jobs.session import build_session
 
@@ -107,3 +163,6 @@ def detect_app(
     output.write_bytes(b"".join(dumps(a) + b"\n" for a in alerts))
     counts = ", ".join(f"{m}: {len(r.alerts)}" for m, r in results.items())
     typer.echo(f"{len(alerts)} alert(s) -> {output} ({counts}) in {time.monotonic() - started:.1f}s")
+    if tables is not None:
+        rows = write_tables(tables, detectors, results)
+        typer.echo(f"table rows -> {tables}/: " + ", ".join(f"{t}: {n}" for t, n in rows.items()))

@@ -11,10 +11,10 @@ from starlette.concurrency import run_in_threadpool
 from api import cursor
 from api.deps import CursorKeyDep, SettingsDep, StoreDep
 from api.errors import ERROR_RESPONSES, InvalidParameterError, Problem
+from api.paging import page_async
 from api.params import SinceQuery, SymbolQuery, TypeQuery, parse_since
 from api.schemas import AlertOut, AlertPage
-from api.store import streams_for, time_key
-from api.store.table import display_time
+from coattail.hotstore import display_time, streams_for, time_key
 from coattail.settings import Settings
 
 JSON = "application/json"
@@ -66,7 +66,7 @@ def build_router(settings: Settings) -> APIRouter:
                 raise InvalidParameterError("since", "differs from the since of the cursor's first page")
             since_dt = datetime.fromisoformat(state.since)
             positions = state.positions
-        page = await store.page_async(streams, since_dt, limit, now, positions)
+        page = await page_async(store, streams, since_dt, limit, now, positions)
         since_key = time_key(since_dt)
         next_token = (
             cursor.encode(key, query, cursor.CursorState(since_key, page.positions))

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from coattail.contracts import Alert
+from coattail.hotstore import StoreUnavailableError
 from coattail.settings import Settings
 from jobs import metrics
+from jobs.framework.detector import BaseDetector
 from jobs.sinks.hot import HotStore
 from jobs.sinks.iceberg import ALERT_KEYS, alert_columns, insert_new, qualified, rows_frame
 
@@ -31,6 +33,8 @@ class AlertRouter:
         self.spark = spark
         self.table = qualified(settings, "anomaly_alerts")
         self.hot = hot
+        # Spark reports a failed foreachBatch as a Py4J wrapper; the CLI prints this one line instead.
+        self.failure: StoreUnavailableError | None = None
 
     def route(self, alerts: list[Alert]) -> int:
         self.to_hot(alerts)
@@ -39,7 +43,21 @@ class AlertRouter:
     def to_hot(self, alerts: list[Alert]) -> None:
         """DynamoDB first, before any lake write: it is what users and the API watch (latency)."""
         if alerts and self.hot is not None:
-            self.hot.write(alerts)
+            try:
+                self.hot.write(alerts)  # waits out a short outage (hot_store.retry_seconds)
+            except StoreUnavailableError as exc:
+                self.failure = exc
+                raise
+
+    def points_to_hot(self, detector: BaseDetector, records: list[dict[str, Any]]) -> None:
+        """Every window row's chart points (flagged or not) into the recent-windows store."""
+        points = [p for r in records for p in detector.window_points(r)]
+        if points and self.hot is not None:
+            try:
+                self.hot.write_points(points)
+            except StoreUnavailableError as exc:
+                self.failure = exc
+                raise
 
     def to_lake(self, alerts: list[Alert]) -> int:
         if not alerts:

@@ -1,11 +1,18 @@
-"""The DynamoDB hot store, written through the alert service's own table module (``api.store``)."""
+"""The pipeline's side of the hot store (``coattail.hotstore``): DynamoDB, writes retried for a while.
+
+A store outage shorter than ``hot_store.retry_seconds`` delays alerts (the micro-batch waits, then
+writes); a longer one fails the pipeline with one line naming the table, the endpoint and the cause.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 
-from api.store import ensure_table, make_client, put_alerts
 from coattail.contracts import Alert
+from coattail.hotstore import DynamoAlertStore, make_client
+from coattail.hotstore.windows import DynamoWindowStore
+from coattail.panels import WindowPoint
 from coattail.settings import Settings
 from coattail.settings.endpoints import dynamodb_endpoint
 
@@ -14,10 +21,30 @@ class HotStore:
     def __init__(self, settings: Settings) -> None:
         hs = settings.hot_store
         self.table = hs.table
-        # More retries than the API's fail-fast client: the pipeline would rather wait than drop.
-        self.client = make_client(dynamodb_endpoint(settings), hs.region, pool=4, timeout=10, retries=6)
-        if hs.create_if_missing and settings.profile != "eks":  # on eks Terraform owns the table
-            ensure_table(self.client, self.table)
+        may_create = hs.create_if_missing and settings.profile != "eks"  # on eks Terraform owns the table
+        # botocore's own retries stay few: the store's retry deadline is the one that counts.
+        client = make_client(dynamodb_endpoint(settings), hs.region, pool=4, timeout=10, retries=2)
+        self.store = DynamoAlertStore(
+            client, hs.table, retry_seconds=hs.retry_seconds, create_if_missing=may_create
+        )
+        self.windows = DynamoWindowStore(self.store)
+        self.windows_ttl = timedelta(hours=hs.windows_ttl_hours)
+        # At start, wait for a store that is not up yet the way every write does (bounded, one line).
+        if may_create:
+            self.store.ensure_table()
+        else:
+            self.store.wait_ready()
+
+    @property
+    def name(self) -> str:
+        return self.store.name
 
     def write(self, alerts: Iterable[Alert]) -> int:
-        return put_alerts(self.client, self.table, alerts)
+        return self.store.write(alerts)
+
+    def write_points(self, points: Iterable[WindowPoint]) -> int:
+        """The dashboard's recent-windows points (after the alerts: they are for charts, not alerting)."""
+        return self.windows.put_points(points, self.windows_ttl, datetime.now(UTC))
+
+    def close(self) -> None:
+        self.store.close()

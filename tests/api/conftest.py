@@ -7,13 +7,13 @@ from collections.abc import Iterator
 import pytest
 
 from api.app import create_app
-from api.store import AlertStore
+from coattail.hotstore import DynamoAlertStore
 from tests.api.helpers import LiveServer, api_settings, local_store, serve
 
 
 @pytest.fixture
-def store(dynamodb_endpoint: str, unique_name: str) -> Iterator[AlertStore]:
-    """An AlertStore on a fresh, empty alerts table."""
+def store(dynamodb_endpoint: str, unique_name: str) -> Iterator[DynamoAlertStore]:
+    """A DynamoAlertStore on a fresh, empty alerts table."""
     the_store = local_store(dynamodb_endpoint, unique_name)
     the_store.ensure_table()
     yield the_store
@@ -22,7 +22,7 @@ def store(dynamodb_endpoint: str, unique_name: str) -> Iterator[AlertStore]:
 
 
 @pytest.fixture
-def live(dynamodb_endpoint: str, store: AlertStore) -> Iterator[LiveServer]:
+def live(dynamodb_endpoint: str, store: DynamoAlertStore) -> Iterator[LiveServer]:
     """The API under uvicorn on a free port, reading ``store``'s table."""
     app = create_app(api_settings(dynamodb_endpoint, store.table), store=store)
     with serve(app) as server:

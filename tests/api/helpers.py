@@ -15,11 +15,12 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from api.store import AlertStore, make_client, put_alerts
+from api.serving import uvicorn_config
 from coattail.contracts import Alert
+from coattail.hotstore import AlertWriter, DynamoAlertStore, make_client
 from coattail.settings import Settings, load_settings
 
-TYPES = {"volume_spike": "MOD-001", "whale_trade": "MOD-002", "spread_dislocation": "MOD-003"}
+TYPES = {"volume_spike": "MOD-001", "whale_trade": "MOD-002", "spread_divergence": "MOD-003"}
 SYMBOLS = ["BTC-USDT", "ETH-USDT", "BTC-USD"]
 
 
@@ -29,13 +30,14 @@ def api_settings(endpoint: str, table: str, **extra: Any) -> Settings:
         "hot_store.table": table,
         "api.stream_poll_seconds": 0.2,
         "api.stream_ping_seconds": 1,
+        "api.shutdown_grace_seconds": 2,
         **extra,
     }
     return load_settings(env={}, overrides=overrides)
 
 
-def local_store(endpoint: str, table: str) -> AlertStore:
-    return AlertStore(make_client(endpoint, "us-west-2", timeout=10, retries=3), table)
+def local_store(endpoint: str, table: str) -> DynamoAlertStore:
+    return DynamoAlertStore(make_client(endpoint, "us-west-2", timeout=10, retries=3), table)
 
 
 def make_alert(
@@ -76,8 +78,8 @@ def make_alert(
     )
 
 
-def seed(store: AlertStore, alerts: list[Alert]) -> None:
-    put_alerts(store.client, store.table, alerts)
+def seed(store: AlertWriter, alerts: list[Alert]) -> None:
+    store.write(alerts)
 
 
 def mixed_alerts(count: int, now: datetime) -> list[Alert]:
@@ -113,12 +115,13 @@ class LiveServer:
 
 @contextmanager
 def serve(app: FastAPI) -> Iterator[LiveServer]:
-    """Run ``app`` under uvicorn in a background thread on a free loopback port."""
+    """Run ``app`` under uvicorn in a background thread on a free loopback port.
+
+    The uvicorn configuration is the one `coattail api` uses (slow-client limits included).
+    """
     sock = free_socket()
     port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
-    )
+    server = uvicorn.Server(uvicorn_config(app, app.state.settings, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

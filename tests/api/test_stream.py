@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api.store import AlertStore
+from coattail.hotstore import DynamoAlertStore
 from tests.api.helpers import LiveServer, make_alert, seed
 
 pytestmark = pytest.mark.services
@@ -71,7 +71,9 @@ def open_stream(server: LiveServer, headers: dict[str, str] | None = None, **par
         stop.set()  # the next keep-alive (1 s in tests) ends the reader
 
 
-def test_new_alert_is_delivered_with_filters_and_keepalives(live: LiveServer, store: AlertStore) -> None:
+def test_new_alert_is_delivered_with_filters_and_keepalives(
+    live: LiveServer, store: DynamoAlertStore
+) -> None:
     seed(store, [make_alert(0, age=timedelta(seconds=5))])  # existed before: not "new"
     with open_stream(live) as everything, open_stream(live, symbol="ETH-USDT") as eth_only:
         assert everything.status == 200
@@ -94,7 +96,7 @@ def test_new_alert_is_delivered_with_filters_and_keepalives(live: LiveServer, st
         assert everything.next("comment")["text"].startswith("ping")
 
 
-def test_resume_with_last_event_id(live: LiveServer, store: AlertStore) -> None:
+def test_resume_with_last_event_id(live: LiveServer, store: DynamoAlertStore) -> None:
     now = datetime.now(UTC)
     with open_stream(live, type="whale_trade") as reader:
         reader.next("comment")

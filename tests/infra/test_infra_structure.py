@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from coattail.hotstore import ALERTS_TABLE
 from coattail.infra_values import REQUIRED_OUTPUTS
 from tests.infra.conftest import INFRA, MODULES, as_list, as_map, block, blocks_of, squash
 
@@ -47,34 +48,32 @@ def test_backend_example_is_not_active() -> None:
     assert not (INFRA / "backend.tf").exists()
 
 
-# --- DynamoDB (seed §3.4) -----------------------------------------------------------------------
+# --- DynamoDB (seed §3.4): the Terraform table must be the one the code creates and queries -------
 
 
 def test_alerts_table_keys_and_billing(module: Loader) -> None:
     table = _resource(module("dynamodb"), "aws_dynamodb_table", "alerts")
-    assert table["billing_mode"] == "PAY_PER_REQUEST"
-    assert table["hash_key"] == "alert_id"
-    assert table["range_key"] == "detected_at"
+    assert table["billing_mode"] == ALERTS_TABLE.billing_mode
+    assert table["hash_key"] == ALERTS_TABLE.hash_key
+    assert table["range_key"] == ALERTS_TABLE.range_key
     attributes = {a["name"]: a["type"] for a in blocks_of(table, "attribute")}
-    assert attributes == {"alert_id": "S", "detected_at": "S", "alert_type": "S", "symbol": "S"}
+    assert attributes == ALERTS_TABLE.attributes
 
 
 def test_alerts_table_indexes(module: Loader) -> None:
     table = _resource(module("dynamodb"), "aws_dynamodb_table", "alerts")
-    indexes = {i["name"]: i for i in blocks_of(table, "global_secondary_index")}
-    assert set(indexes) == {"type-time-index", "symbol-time-index"}
-    assert indexes["type-time-index"]["hash_key"] == "alert_type"
-    assert indexes["symbol-time-index"]["hash_key"] == "symbol"
-    for index in indexes.values():
-        assert index["range_key"] == "detected_at"
-        assert index["projection_type"] == "ALL"
+    indexes = {
+        i["name"]: (i["hash_key"], i["range_key"], i["projection_type"])
+        for i in blocks_of(table, "global_secondary_index")
+    }
+    assert indexes == {i.name: (i.hash_key, i.range_key, i.projection) for i in ALERTS_TABLE.indexes}
 
 
 def test_alerts_table_ttl_encryption_and_pitr(root: dict[str, Any], module: Loader) -> None:
     tree = module("dynamodb")
     table = _resource(tree, "aws_dynamodb_table", "alerts")
     ttl = block(table, "ttl")
-    assert ttl == {"attribute_name": "ttl_epoch", "enabled": True}
+    assert ttl == {"attribute_name": ALERTS_TABLE.ttl_attribute, "enabled": True}
     assert block(table, "server_side_encryption")["enabled"] is True
     assert block(table, "point_in_time_recovery")["enabled"] == "${var.point_in_time_recovery}"
     assert root["variable"]["point_in_time_recovery"]["default"] is True

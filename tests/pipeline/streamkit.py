@@ -9,8 +9,9 @@ from typing import Any
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from api.store import item_to_alert, make_client
 from coattail.contracts import Alert
+from coattail.hotstore import item_to_alert, make_client
+from coattail.hotstore.windows import PARTITION_PREFIX
 from coattail.settings import Settings
 from jobs import metrics
 from jobs.framework.runner import PipelineRunner
@@ -54,6 +55,9 @@ def stream_settings(
 
 
 def iceberg_rows(spark: Any, settings: Settings, table: str) -> list[dict[str, Any]]:
+    # The streaming queries commit through their own (cloned) sessions' catalogs: drop this session's
+    # cached table metadata, or a second read could miss their newer snapshots.
+    spark.sql(f"REFRESH TABLE {qualified(settings, table)}")
     return [r.asDict() for r in spark.table(qualified(settings, table)).collect()]
 
 
@@ -65,7 +69,8 @@ def dynamo_alerts(settings: Settings) -> list[Alert]:
         page = client.scan(**kwargs)
         items += page["Items"]
         if "LastEvaluatedKey" not in page:
-            return [item_to_alert(i) for i in items]
+            # The table also holds the dashboard's recent-window points (their own partitions).
+            return [item_to_alert(i) for i in items if not i["alert_id"]["S"].startswith(PARTITION_PREFIX)]
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
