@@ -6,6 +6,7 @@ FastAPI's full-stack template; tests pass their own settings (endpoint, table) i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,28 +18,45 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 import api
-from api import cursor, errors
+from api import cursor_key, errors
 from api.auth import load_api_keys, require_api_key
+from api.modules import module_views
 from api.routers import alerts, dashboard, health, meta, metrics, stream
 from api.routers.dashboard import STATIC_DIR
 from api.routers.health import may_create_table
 from api.sse import Broadcaster
-from api.store import AlertStore, StoreUnavailableError, make_client, streams_for
 from api.telemetry import MetricsMiddleware, Telemetry
+from coattail.hotstore import AlertReader, DynamoAlertStore, StoreUnavailableError, make_client, streams_for
+from coattail.hotstore.windows import DynamoWindowStore, MemoryWindowStore, WindowStore
 from coattail.settings import Settings, load_settings
 from coattail.settings.endpoints import dynamodb_endpoint
 
 log = logging.getLogger(__name__)
 
 
-def build_store(settings: Settings) -> AlertStore:
+def build_store(settings: Settings) -> DynamoAlertStore:
     """The process's store; ConfigError (one line) when no DynamoDB endpoint can be resolved."""
     client = make_client(dynamodb_endpoint(settings), settings.hot_store.region)
-    return AlertStore(client, settings.hot_store.table)
+    return DynamoAlertStore(client, settings.hot_store.table)
 
 
-def create_app(settings: Settings | None = None, *, store: AlertStore | None = None) -> FastAPI:
+def build_windows(store: AlertReader) -> WindowStore:
+    """The recent-windows store beside the alert store (same table on DynamoDB)."""
+    if isinstance(store, DynamoAlertStore):
+        return DynamoWindowStore(store)
+    return MemoryWindowStore()
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: AlertReader | None = None,
+    windows: WindowStore | None = None,
+) -> FastAPI:
     settings = settings or load_settings()
+    # Checked before anything starts: configured keys fail closed, and eks needs a cursor secret.
+    api_keys = load_api_keys(settings)
+    cursor_key.require_configured_key(settings)
     the_store = store or build_store(settings)
     telemetry = Telemetry()
 
@@ -55,6 +73,11 @@ def create_app(settings: Settings | None = None, *, store: AlertStore | None = N
                 log.warning("alert store not ready at start-up (%s); /readyz retries", exc)
         else:
             app.state.table_checked = True
+        if app.state.cursor_key is None:
+            try:
+                app.state.cursor_key = await run_in_threadpool(cursor_key.key_for_store, the_store)
+            except StoreUnavailableError as exc:
+                log.warning("cursor key not loaded at start-up (%s); loaded on first use", exc)
         broadcaster = Broadcaster(
             the_store,
             streams_for(None, None, settings.alert_types()),
@@ -78,9 +101,13 @@ def create_app(settings: Settings | None = None, *, store: AlertStore | None = N
     )
     app.state.settings = settings
     app.state.store = the_store
+    app.state.windows = windows or build_windows(the_store)
+    app.state.modules = module_views(settings)  # the active modules' own panels (no module named here)
     app.state.telemetry = telemetry
-    app.state.api_keys = load_api_keys(settings)
-    app.state.cursor_key = cursor.cursor_key(settings.api.cursor_secret, settings.hot_store.table)
+    app.state.api_keys = api_keys
+    # None until read from (or created in) the alerts table, unless api.cursor_secret is set.
+    app.state.cursor_key = cursor_key.configured_key(settings.api.cursor_secret)
+    app.state.cursor_key_lock = asyncio.Lock()
     app.state.table_checked = False
 
     errors.install(app)

@@ -9,9 +9,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
+from api.cursor_key import key_for_store
+from api.modules import ModuleView
 from api.sse import Broadcaster
-from api.store import AlertStore
+from coattail.hotstore import AlertReader
+from coattail.hotstore.windows import WindowStore
 from coattail.settings import Settings
 
 
@@ -20,9 +24,19 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
-async def get_store(request: Request) -> AlertStore:
-    store: AlertStore = request.app.state.store
+async def get_store(request: Request) -> AlertReader:
+    store: AlertReader = request.app.state.store
     return store
+
+
+async def get_windows(request: Request) -> WindowStore:
+    windows: WindowStore = request.app.state.windows
+    return windows
+
+
+async def get_modules(request: Request) -> list[ModuleView]:
+    modules: list[ModuleView] = request.app.state.modules
+    return modules
 
 
 async def get_broadcaster(request: Request) -> Broadcaster:
@@ -31,11 +45,19 @@ async def get_broadcaster(request: Request) -> Broadcaster:
 
 
 async def get_cursor_key(request: Request) -> bytes:
-    key: bytes = request.app.state.cursor_key
+    """The cursor HMAC key; read from (or created in) the store on first use when not configured."""
+    state = request.app.state
+    if state.cursor_key is None:
+        async with state.cursor_key_lock:  # one store round trip, however many requests wait
+            if state.cursor_key is None:
+                state.cursor_key = await run_in_threadpool(key_for_store, state.store)
+    key: bytes = state.cursor_key
     return key
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-StoreDep = Annotated[AlertStore, Depends(get_store)]
+StoreDep = Annotated[AlertReader, Depends(get_store)]
+WindowsDep = Annotated[WindowStore, Depends(get_windows)]
+ModulesDep = Annotated[list[ModuleView], Depends(get_modules)]
 BroadcasterDep = Annotated[Broadcaster, Depends(get_broadcaster)]
 CursorKeyDep = Annotated[bytes, Depends(get_cursor_key)]

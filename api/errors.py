@@ -10,7 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from api.store import StoreUnavailableError
+from coattail.errors import first_problem
+from coattail.hotstore import StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +41,10 @@ def problem(status: int, detail: str, headers: dict[str, str] | None = None) -> 
 
 
 def _validation_message(exc: RequestValidationError) -> str:
-    errors = exc.errors()
-    first = errors[0]
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("query", "path", "header", "body")]
-    where = ".".join(loc) or "request"
-    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
-    if "input" in first and not isinstance(first["input"], dict | list) and first["input"] is not None:
-        message += f" (got {str(first['input'])[:60]!r})"
-    more = f"; {len(errors) - 1} more problem(s)" if len(errors) > 1 else ""
-    return f"{where}: {message}{more}"
+    p = first_problem(exc.errors(), skip=("query", "path", "header", "body"), fallback="request")
+    got = p.error.get("input")
+    shown = f" (got {str(got)[:60]!r})" if got is not None and not isinstance(got, dict | list) else ""
+    return f"{p.where}: {p.message}{shown}{p.more}"
 
 
 def install(app: FastAPI) -> None:

@@ -6,9 +6,11 @@ alert again on the way out; the data was validated when the detector created it.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
+
+from coattail.settings.modules import SeverityName
 
 
 class AlertOut(BaseModel):
@@ -17,7 +19,7 @@ class AlertOut(BaseModel):
     module_id: str
     symbol: str
     exchange: str | None
-    severity: Literal["low", "medium", "high", "critical"]
+    severity: SeverityName
     detected_at: str = Field(description="UTC, ISO-8601 with milliseconds and Z")
     message: str
     ttl_epoch: int
@@ -46,25 +48,47 @@ class Symbols(BaseModel):
     symbols: list[str]
 
 
-class SeriesPoint(BaseModel):
-    t: str
-    value: float | None
+class WindowPointOut(BaseModel):
+    module_id: str
+    series: str
+    t: str = Field(description="window start, UTC ISO-8601")
+    value: float
+    flagged: bool = Field(description="the module flagged this window (an alert marker on the chart)")
+    severity: SeverityName | None
+
+
+class WindowSeries(BaseModel):
+    module_id: str
+    series: str = Field(description="what is plotted, e.g. 'volume binance' or 'price coinbase'")
+    points: list[WindowPointOut] = Field(description="every window of the chart period, oldest first")
+
+
+class FigureOut(BaseModel):
+    label: str
+    unit: str
+    value: Any = Field(description="from the details of the module's latest alert; null when none")
+
+
+class ModuleSummary(BaseModel):
+    module_id: str
+    name: str
+    title: str
+    alert_types: list[str]
+    alert_count: int = Field(description="this module's unexpired alerts for the symbol since `since`")
+    latest: dict[str, Any] | None = Field(description="the module's latest alert: details + time")
+    figures: list[FigureOut] = Field(description="the figures the module's panel shows")
 
 
 class SymbolMetrics(BaseModel):
     symbol: str
     since: str
     generated_at: str
+    window_since: str = Field(description="start of the chart period (the last hour)")
     anomaly_count: int = Field(description="Unexpired alerts for the symbol since `since`")
     counts_by_type: dict[str, int]
     counts_by_severity: dict[str, int]
-    latest_volume: dict[str, Any] | None = Field(description="Latest MOD-001 volume alert: details + time")
-    latest_spread: dict[str, Any] | None = Field(description="Latest MOD-003 spread alert: details + time")
-    last_whale: dict[str, Any] | None = Field(description="Latest MOD-002 whale alert: details + time")
-    volume_series: list[SeriesPoint] = Field(
-        description="window_volume of recent volume alerts, oldest first"
-    )
-    spread_series: list[SeriesPoint] = Field(description="spread_pct of recent spread alerts, oldest first")
+    modules: list[ModuleSummary] = Field(description="one entry per active module, in module order")
+    series: list[WindowSeries] = Field(description="recent windows per module and series")
     complete: bool = Field(description="False when the period held more alerts than one request reads")
 
 

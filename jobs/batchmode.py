@@ -8,7 +8,9 @@ quality checks and de-duplication, runs each detector's ``process`` on the batch
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from coattail.contracts import Alert
 from coattail.settings import Settings
@@ -62,3 +64,24 @@ def detect(
 def sorted_alerts(results: dict[str, DetectorResult]) -> list[Alert]:
     alerts = [a for r in results.values() for a in r.alerts]
     return sorted(alerts, key=lambda a: (a.detected_at, a.module_id, a.alert_id))
+
+
+def table_rows(detector: BaseDetector, records: list[dict[str, Any]]) -> list[bytes]:
+    """One JSON line per row of the module's table, through its row model when it declares one."""
+    model = detector.row_model
+    if model is not None:
+        return [orjson.dumps(model.model_validate(r).model_dump(mode="json")) + b"\n" for r in records]
+    return [orjson.dumps(r, default=str) + b"\n" for r in records]
+
+
+def write_tables(
+    folder: Path, detectors: list[BaseDetector], results: dict[str, DetectorResult]
+) -> dict[str, int]:
+    """``<output_table>.jsonl`` per active module in ``folder`` (rows in the module's own order)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written: dict[str, int] = {}
+    for detector in detectors:
+        records = results[detector.module_id].records
+        (folder / f"{detector.output_table()}.jsonl").write_bytes(b"".join(table_rows(detector, records)))
+        written[detector.output_table()] = len(records)
+    return written

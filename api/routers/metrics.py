@@ -1,41 +1,41 @@
-"""GET /metrics/{symbol}: the current picture of one symbol (seed §9.2), aggregated from its alerts.
+"""GET /metrics/{symbol}: the current picture of one symbol (seed §9.2), generic over the active modules.
 
-One newest-first walk of the symbol's partition of symbol-time-index gives the counts and the latest
-alert of each detector. The "latest volume window" is the latest *flagged* window (MOD-001 alerts):
-unflagged windows live in the lake's volume_aggregates table, not in the hot store.
+Two reads, both one partition: a newest-first walk of the symbol's partition of symbol-time-index
+(alert counts and each module's latest alert, whose figures the module's panel names), and the last
+hour of the symbol's recent-windows partition (every window of every series the modules feed,
+flagged or not), which the dashboard draws with the flagged windows marked.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Path, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import StoreDep
+from api.deps import ModulesDep, StoreDep, WindowsDep
 from api.errors import ERROR_RESPONSES
+from api.modules import ModuleView
 from api.params import SinceQuery, parse_since
 from api.schemas import SymbolMetrics
-from api.store import AlertStore, StreamSpec
-from api.store.table import SYMBOL_INDEX, display_time, time_key
 from coattail.contracts.trade import SYMBOL_PATTERN
+from coattail.hotstore import SYMBOL_INDEX, AlertReader, StreamSpec, display_time, time_key
+from coattail.hotstore.windows import WindowStore
 
 MAX_ALERTS = 2000  # per request; beyond it the count is a lower bound ("complete": false)
-SERIES_POINTS = 60
-VOLUME, WHALE, SPREAD = "MOD-001", "MOD-002", "MOD-003"
-_SERIES_FIELD = {VOLUME: "window_volume", SPREAD: "spread_pct"}
+CHART_PERIOD = timedelta(hours=1)  # the charts show every window of the last hour
 
 
-def _number(value: Any) -> float | None:
-    # Details may carry decimals as strings (contracts.codec); the chart only needs a float.
-    try:
-        result = float(value)
-    except (TypeError, ValueError):
-        return None
-    return result if result == result and abs(result) != float("inf") else None
+def _json_number(value: Any) -> Any:
+    # Details carry decimals as strings (contracts.codec); numbers and words pass as they are.
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        return value if value == value and abs(value) != float("inf") else None
+    return str(value)
 
 
 def _snapshot(alert: dict[str, Any]) -> dict[str, Any]:
@@ -45,39 +45,65 @@ def _snapshot(alert: dict[str, Any]) -> dict[str, Any]:
         "exchange": alert["exchange"],
         "severity": alert["severity"],
         "alert_id": alert["alert_id"],
+        "alert_type": alert["alert_type"],
     }
 
 
-def symbol_metrics(store: AlertStore, symbol: str, since: datetime) -> dict[str, Any]:
+def _module_entry(view: ModuleView, latest: dict[str, Any] | None, count: int) -> dict[str, Any]:
+    snapshot = _snapshot(latest) if latest else None
+    return {
+        "module_id": view.module_id,
+        "name": view.name,
+        "title": view.panel.title,
+        "alert_types": list(view.alert_types),
+        "alert_count": count,
+        "latest": snapshot,
+        "figures": [
+            {
+                "label": f.label,
+                "unit": f.unit,
+                "value": _json_number(snapshot.get(f.field)) if snapshot else None,
+            }
+            for f in view.panel.figures
+        ],
+    }
+
+
+def symbol_metrics(
+    store: AlertReader, windows: WindowStore, views: list[ModuleView], symbol: str, since: datetime
+) -> dict[str, Any]:
     now = datetime.now(UTC)
     stream = StreamSpec(f"symbol:{symbol}", SYMBOL_INDEX, "symbol", symbol)
     by_type: Counter[str] = Counter()
     by_severity: Counter[str] = Counter()
+    by_module: Counter[str] = Counter()
     latest: dict[str, dict[str, Any]] = {}
-    series: dict[str, list[dict[str, Any]]] = {VOLUME: [], SPREAD: []}
     total = 0
     for alert in store.walk([stream], since, now, MAX_ALERTS):
         total += 1
         by_type[alert["alert_type"]] += 1
         by_severity[alert["severity"]] += 1
-        module = alert["module_id"]
-        latest.setdefault(module, alert)
-        if module in series and len(series[module]) < SERIES_POINTS:
-            point = alert["details"].get("window_start") or alert["detected_at"]
-            value = _number(alert["details"].get(_SERIES_FIELD[module]))
-            series[module].append({"t": str(point), "value": value})
+        by_module[alert["module_id"]] += 1
+        latest.setdefault(alert["module_id"], alert)
+    window_since = now - CHART_PERIOD
+    active = {v.module_id for v in views}
+    series: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for point in windows.points(symbol, window_since, now):
+        if point.module_id in active:
+            series.setdefault((point.module_id, point.series), []).append(point.as_json())
     return {
         "symbol": symbol,
         "since": display_time(time_key(since)),
         "generated_at": display_time(time_key(now)),
+        "window_since": display_time(time_key(window_since)),
         "anomaly_count": total,
         "counts_by_type": dict(by_type),
         "counts_by_severity": dict(by_severity),
-        "latest_volume": _snapshot(latest[VOLUME]) if VOLUME in latest else None,
-        "latest_spread": _snapshot(latest[SPREAD]) if SPREAD in latest else None,
-        "last_whale": _snapshot(latest[WHALE]) if WHALE in latest else None,
-        "volume_series": series[VOLUME][::-1],
-        "spread_series": series[SPREAD][::-1],
+        "modules": [_module_entry(v, latest.get(v.module_id), by_module[v.module_id]) for v in views],
+        "series": [
+            {"module_id": module_id, "series": name, "points": points}
+            for (module_id, name), points in sorted(series.items())
+        ],
         "complete": total < MAX_ALERTS,
     }
 
@@ -92,11 +118,15 @@ def build_router() -> APIRouter:
         summary="Current state of a symbol",
     )
     async def get_symbol_metrics(
-        store: StoreDep, symbol: str = Path(pattern=SYMBOL_PATTERN), since: str | None = SinceQuery
+        store: StoreDep,
+        windows: WindowsDep,
+        modules: ModulesDep,
+        symbol: str = Path(pattern=SYMBOL_PATTERN),
+        since: str | None = SinceQuery,
     ) -> Response:
-        """Latest volume window, latest spread, anomaly count in the period and the last whale trade."""
+        """Per active module: its latest alert's figures and alert count; every window of the last hour."""
         since_dt = parse_since(since, datetime.now(UTC))
-        body = await run_in_threadpool(symbol_metrics, store, symbol, since_dt)
+        body = await run_in_threadpool(symbol_metrics, store, windows, modules, symbol, since_dt)
         return Response(orjson.dumps(body), media_type="application/json")
 
     return router

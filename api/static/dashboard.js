@@ -78,6 +78,14 @@ function fmtNumber(value, digits = 2) {
   return n.toFixed(digits);
 }
 
+// Full digits for a chart's latest value (a price of 60,025.31 must not read "60.0K").
+function fmtPrecise(value) {
+  const n = Number(value);
+  if (!Number.isFinite(n)) return "–";
+  if (Math.abs(n) >= 1e7) return fmtNumber(n);
+  return n.toLocaleString("en-US", { maximumFractionDigits: Math.abs(n) >= 100 ? 2 : 4 });
+}
+
 function cell(text, className) {
   const td = document.createElement("td");
   if (className) td.className = className;
@@ -184,31 +192,56 @@ function onAlert(event) {
 }
 
 // ---- per-symbol panels ---------------------------------------------------------------------------
-function sparkline(points, className, label) {
+// Generic over the active modules: /metrics/{symbol} says which modules there are, which figures of
+// their latest alert to show, and every recent window of every series they feed (flagged or not).
+const SVG_NS = "http://www.w3.org/2000/svg";
+const CHART_W = 240, CHART_H = 48, PAD = 3;
+
+function svgEl(name, attrs) {
+  const el = document.createElementNS(SVG_NS, name);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
+  return el;
+}
+
+// One window series over the chart period: a line through every window, a marker on each flagged one.
+function seriesChart(series, from, to) {
   const wrap = document.createElement("div");
-  wrap.className = `chart ${className}`;
+  wrap.className = "chart";
+  wrap.dataset.module = series.module_id;
+  wrap.dataset.series = series.series;
+  const points = series.points.filter((p) => p.value !== null && Number.isFinite(p.value));
+  const last = points.length ? points[points.length - 1] : null;
   const caption = document.createElement("div");
   caption.className = "label";
-  caption.textContent = label;
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("viewBox", "0 0 240 44");
-  svg.setAttribute("preserveAspectRatio", "none");
-  const values = points.map((p) => p.value).filter((v) => v !== null && Number.isFinite(v));
-  if (values.length === 0) {
-    const text = document.createElementNS(ns, "text");
-    text.setAttribute("x", "4"); text.setAttribute("y", "26"); text.setAttribute("class", "empty");
-    text.textContent = "no data in the period";
+  caption.textContent = `${series.series}${last ? ` · ${fmtPrecise(last.value)}` : ""}`;
+  const svg = svgEl("svg", { viewBox: `0 0 ${CHART_W} ${CHART_H}`, preserveAspectRatio: "none" });
+  if (points.length === 0) {
+    const text = svgEl("text", { x: 4, y: 28, class: "empty" });
+    text.textContent = "no windows in the last hour";
     svg.append(text);
   } else {
-    const min = Math.min(...values), max = Math.max(...values);
-    const span = max - min || 1;
-    const step = values.length > 1 ? 236 / (values.length - 1) : 0;
-    const coords = values.map((v, i) => `${(2 + i * step).toFixed(1)},${(40 - ((v - min) / span) * 36).toFixed(1)}`);
-    if (coords.length === 1) coords.push(`238,${coords[0].split(",")[1]}`);
-    const line = document.createElementNS(ns, "polyline");
-    line.setAttribute("points", coords.join(" "));
-    svg.append(line);
+    const t0 = Date.parse(from), t1 = Math.max(Date.parse(to), t0 + 1);
+    const values = points.map((p) => p.value);
+    const min = Math.min(...values), max = Math.max(...values), span = max - min || 1;
+    const x = (p) => PAD + ((Date.parse(p.t) - t0) / (t1 - t0)) * (CHART_W - 2 * PAD);
+    const y = (p) => CHART_H - PAD - ((p.value - min) / span) * (CHART_H - 2 * PAD);
+    const coords = points.map((p) => `${x(p).toFixed(1)},${y(p).toFixed(1)}`);
+    if (coords.length === 1) {  // one window so far: a dot, mid-height
+      const [cx] = coords[0].split(",");
+      coords[0] = `${cx},${CHART_H / 2}`;
+      coords.push(`${(Number(cx) + 2).toFixed(1)},${CHART_H / 2}`);
+      svg.append(svgEl("circle", { cx, cy: CHART_H / 2, r: 2.5, class: "dot" }));
+    }
+    svg.append(svgEl("polyline", { points: coords.join(" ") }));
+    for (const p of points.filter((q) => q.flagged)) {
+      const marker = svgEl("circle", {
+        cx: x(p).toFixed(1), cy: y(p).toFixed(1), r: 3, class: `marker ${p.severity || "medium"}`,
+      });
+      const title = svgEl("title");
+      title.textContent = `${fmtTime(p.t)} ${fmtNumber(p.value)} (${p.severity || "flagged"})`;
+      marker.append(title);
+      svg.append(marker);
+    }
   }
   wrap.append(caption, svg);
   return wrap;
@@ -220,6 +253,14 @@ function figure(dl, name, value) {
   const dd = document.createElement("dd");
   dd.textContent = value;
   dl.append(dt, dd);
+}
+
+function figureText(f) {
+  if (f.value === null || f.value === undefined || f.value === "") return "–";
+  const n = Number(f.value);
+  const text = typeof f.value === "number" || (typeof f.value === "string" && f.value !== "" && !Number.isNaN(n))
+    ? fmtNumber(f.value) : String(f.value);
+  return f.unit ? `${text} ${f.unit}` : text;
 }
 
 function renderPanel(m) {
@@ -234,16 +275,13 @@ function renderPanel(m) {
   h3.append(count);
   const dl = document.createElement("dl");
   dl.className = "figures";
-  const v = m.latest_volume, s = m.latest_spread, w = m.last_whale;
-  figure(dl, "Volume window", v ? `${fmtNumber(v.window_volume)} (z ${fmtNumber(v.z_score)})` : "–");
-  figure(dl, "Spread", s ? `${fmtNumber(s.spread_pct)} %` : "–");
-  figure(dl, "Last whale", w ? `${fmtNumber(w.quote_volume)} ${w.side || ""}` : "–");
-  figure(dl, "Whale at", w ? fmtTime(w.detected_at).slice(11) : "–");
-  panel.replaceChildren(
-    h3, dl,
-    sparkline(m.volume_series, "vol", "flagged window volume"),
-    sparkline(m.spread_series, "spr", "spread %"),
-  );
+  for (const mod of m.modules) {
+    for (const f of mod.figures) figure(dl, f.label, figureText(f));
+    if (mod.figures.length === 0) figure(dl, mod.title, `${mod.alert_count} alert${mod.alert_count === 1 ? "" : "s"}`);
+  }
+  const charts = m.series.map((s) => seriesChart(s, m.window_since, m.generated_at));
+  panel.replaceChildren(h3, dl, ...charts);
+  panel.dataset.loaded = "true";
 }
 
 async function refreshPanel(symbol) {

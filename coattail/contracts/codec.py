@@ -14,11 +14,12 @@ from pydantic import BaseModel, ValidationError
 
 from coattail.contracts.alert import Alert
 from coattail.contracts.trade import TradeEvent
+from coattail.errors import CoattailError, first_problem
 
 M = TypeVar("M", bound=BaseModel)
 
 
-class ContractError(ValueError):
+class ContractError(CoattailError, ValueError):
     """A payload that does not satisfy a contract; the message is one line that says why."""
 
 
@@ -50,12 +51,7 @@ def loads_alert(payload: bytes | str) -> Alert:
 
 def one_line(exc: ValidationError) -> str:
     """First validation problem as ``field: message`` (plus a count of the others)."""
-    errors = exc.errors()
-    first = errors[0]
-    where = ".".join(str(p) for p in first["loc"]) or "payload"
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
-    return f"{where}: {message.removeprefix('Value error, ')}{more}"
+    return first_problem(exc.errors()).line()
 
 
 def check_json_value(value: Any, where: str) -> None:

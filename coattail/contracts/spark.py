@@ -57,3 +57,8 @@ def spark_schema(model: type[BaseModel]) -> StructType:
         dtype, nullable = _spark_type(info.annotation)
         fields.append(T.StructField(name, dtype, nullable=nullable or not info.is_required()))
     return T.StructType(fields)
+
+
+def ddl_columns(model: type[BaseModel]) -> str:
+    """Spark SQL column list (``CREATE TABLE`` DDL) of a model, e.g. ``"symbol string, n bigint"``."""
+    return ", ".join(f"{f.name} {f.dataType.simpleString()}" for f in spark_schema(model).fields)

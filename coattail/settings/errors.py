@@ -1,5 +1,7 @@
 """Configuration errors carry one sentence that says what is wrong and how to fix it."""
 
+from coattail.errors import CoattailError
 
-class ConfigError(Exception):
+
+class ConfigError(CoattailError):
     """Raised for a bad or missing configuration; ``str(err)`` is a single line for the user."""

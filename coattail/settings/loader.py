@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from coattail.errors import first_problem
 from coattail.settings import paths
 from coattail.settings.errors import ConfigError
 from coattail.settings.models import Settings
@@ -146,22 +147,20 @@ def _check_module_params(data: dict[str, Any], provenance: dict[tuple[str, ...],
         return
     for module_id, spec in modules.items():
         params = spec.get("params") if isinstance(spec, dict) else None
+        code = spec.get("code") if isinstance(spec, dict) else None
         if isinstance(params, dict):
             try:
-                validate_params(str(module_id), params)
+                validate_params(str(module_id), params, code if isinstance(code, str) else "")
             except ValidationError as exc:
                 raise ConfigError(_explain(exc, provenance, ("modules", str(module_id), "params"))) from None
+            except ValueError as exc:
+                raise ConfigError(f"config error: modules.{module_id}.code: {exc}") from None
 
 
 def _explain(
     exc: ValidationError, provenance: dict[tuple[str, ...], str], prefix: tuple[str, ...] = ()
 ) -> str:
-    first = exc.errors()[0]
-    loc = prefix + tuple(str(p) for p in first["loc"])
-    where = ".".join(loc) or "config"
-    message = "unknown setting" if first["type"] == "extra_forbidden" else first["msg"]
-    message = message.removeprefix("Value error, ")
-    source = next((src for path, src in provenance.items() if loc[: len(path)] == path), None)
+    p = first_problem(exc.errors(), prefix=prefix, fallback="config", unknown="unknown setting")
+    source = next((src for path, src in provenance.items() if p.loc[: len(path)] == path), None)
     origin = f" (from {source})" if source else ""
-    more = f"; {len(exc.errors()) - 1} more problem(s)" if len(exc.errors()) > 1 else ""
-    return f"config error: {where}: {message}{origin}{more}"
+    return f"config error: {p.where}: {p.message}{origin}{p.more}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -10,6 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from coattail.contracts.trade import SYMBOL_PATTERN
 from coattail.settings.modules import validate_params
+from coattail.settings.validators import (
+    ApiKey,
+    CursorSecret,
+    DynamoTableName,
+    EndpointUrl,
+    TradeFieldName,
+)
 
 P = TypeVar("P", bound=BaseModel)
 BinanceStream = Literal["trade", "aggTrade"]
@@ -49,7 +57,7 @@ class KinesisSettings(_Section):
     stream_name: str = Field("coattail-trades", min_length=1)
     dlq_stream_name: str = Field("coattail-trades-dlq", min_length=1)
     region: str = "us-west-2"
-    endpoint_url: str = ""
+    endpoint_url: EndpointUrl = ""
 
 
 class StreamSettings(_Section):
@@ -71,11 +79,15 @@ class ProducerSettings(_Section):
 
 
 class HotStoreSettings(_Section):
-    table: str = Field("coattail-alerts", min_length=3, max_length=255)
+    table: DynamoTableName = "coattail-alerts"
     region: str = "us-west-2"
-    endpoint_url: str = ""
+    endpoint_url: EndpointUrl = ""
     ttl_hours: float = Field(24, gt=0)
     create_if_missing: bool = True
+    # How long the pipeline waits out a store outage (writes, table check at start) before failing.
+    retry_seconds: float = Field(120, ge=0)
+    # Recent-windows points (the dashboard's charts: every window of the last hour) live this long.
+    windows_ttl_hours: float = Field(2, gt=0)
 
 
 class CatalogSettings(_Section):
@@ -101,7 +113,7 @@ class PipelineSettings(_Section):
 
 
 class QualitySettings(_Section):
-    required_fields: list[str] = Field(
+    required_fields: list[TradeFieldName] = Field(
         default_factory=lambda: ["event_id", "symbol", "price", "quantity", "timestamp"]
     )
     price_min_exclusive: float = 0
@@ -112,20 +124,43 @@ class QualitySettings(_Section):
     consistency_tolerance_pct: float = Field(0.1, ge=0)
     score_alarm_pct: float = Field(95, ge=0, le=100)
     score_alarm_minutes: int = Field(5, gt=0)
+    # Timestamp window (seconds after the record's arrival; a floor): outside it a trade is dead-lettered,
+    # so it can never move a detector's event-time watermark. The bounds keep every accepted time inside
+    # what pandas/Arrow (datetime64[ns]: 1677..2262) and Python datetimes convert.
+    max_future_seconds: int = Field(300, gt=0, le=366 * 86_400)
+    min_timestamp: datetime = datetime(2009, 1, 3, tzinfo=UTC)
+
+    @field_validator("min_timestamp")
+    @classmethod
+    def _sane_floor(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("needs a UTC offset, e.g. 2009-01-03T00:00:00Z")
+        value = value.astimezone(UTC)
+        if not datetime(1970, 1, 1, tzinfo=UTC) <= value <= datetime(2200, 1, 1, tzinfo=UTC):
+            raise ValueError("must lie between 1970-01-01 and 2200-01-01")
+        return value
 
 
 class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
-    api_keys: list[str] = Field(default_factory=list)
+    api_keys: list[ApiKey] = Field(default_factory=list)
     cors_origins: list[str] = Field(default_factory=list)
     default_limit: int = Field(50, ge=1)
     max_limit: int = Field(200, ge=1)
     api_keys_file: str = ""
-    cursor_secret: str = ""
+    cursor_secret: CursorSecret = ""
     stream_poll_seconds: float = Field(1.0, gt=0)
     stream_lookback_seconds: float = Field(300, gt=0)
     stream_ping_seconds: float = Field(15, gt=0)
+    # Slow or idle clients (slow-loris): a request's head and body must arrive within
+    # request_timeout_seconds of its first byte (or of the connection); an idle keep-alive connection
+    # is closed after keep_alive_seconds; a request head larger than max_request_head_bytes gets 431.
+    request_timeout_seconds: float = Field(10, gt=0, le=300)
+    keep_alive_seconds: int = Field(5, ge=1, le=300)
+    max_request_head_bytes: int = Field(64 * 1024, ge=4096, le=1024 * 1024)
+    # On SIGTERM, open responses (SSE streams never end) get this long before they are cut.
+    shutdown_grace_seconds: float = Field(10, gt=0, le=300)
 
 
 class BatchSparkApplication(_Section):
@@ -167,6 +202,9 @@ class ModuleSpec(_Section):
     alert_types: list[str] = Field(min_length=1)
     output_table: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     params: dict[str, Any] = Field(default_factory=dict)
+    depends_on: list[str] = Field(default_factory=list, description="modules whose output this one reads")
+    # Python module that defines the detector (importing it registers the class); empty: not built yet.
+    code: str = Field("", pattern=r"^([A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*)?$")
 
 
 class SparkRole(_Section):
@@ -212,7 +250,7 @@ class Settings(_Section):
     def _symbols_are_normalised(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         for exchange, symbols in value.items():
             for symbol in symbols:
-                if not re.match(SYMBOL_PATTERN, symbol):
+                if not re.fullmatch(SYMBOL_PATTERN, symbol):  # fullmatch: "$" alone allows a trailing newline
                     raise ValueError(f"{exchange} symbol {symbol!r} is not BASE-QUOTE upper case")
         return value
 
@@ -222,7 +260,7 @@ class Settings(_Section):
         for module_id, spec in value.items():
             if not MODULE_ID.match(module_id):
                 raise ValueError(f"module id {module_id!r} is not of the form MOD-123")
-            validate_params(module_id, spec.params)
+            validate_params(module_id, spec.params, spec.code)
         return value
 
     @model_validator(mode="after")
@@ -230,6 +268,19 @@ class Settings(_Section):
         for module_id in self.active_modules:
             if module_id not in self.modules:
                 raise ValueError(f"tier {self.tier!r} activates unknown module {module_id}")
+        for module_id, spec in self.modules.items():
+            for dep in spec.depends_on:
+                if dep not in self.modules:
+                    raise ValueError(f"module {module_id} depends on unknown module {dep}")
+        for module_id in self.active_modules:
+            spec = self.modules[module_id]
+            missing = [d for d in spec.depends_on if d not in self.active_modules]
+            if missing:
+                names = ", ".join(f"{d} ({self.modules[d].name})" for d in missing)
+                raise ValueError(
+                    f"tier {self.tier!r} activates {module_id} ({spec.name}) without {names}, which it "
+                    "depends on; add it to the tier's modules"
+                )
         for name in self.active_connectors:
             if name not in self.connectors:
                 raise ValueError(f"tier {self.tier!r} activates unknown connector {name!r}")

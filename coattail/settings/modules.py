@@ -1,15 +1,20 @@
-"""Typed parameters of the implemented detector modules, validated when the config loads.
+"""Module parameters: severity bands shared by every module, and the hook through which a module's own
+params model validates its config entry when the config loads.
 
-A module that has no entry here takes free-form params (its detector validates them when it lands).
+A module declares its params model next to its detector (``BaseDetector.params_model``); a module
+without one (or without code yet) takes free-form params.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import importlib
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-SeverityName = Literal["low", "medium", "high", "critical"]
+from coattail.contracts.alert import Severity
+
+SeverityName = Severity  # one severity type: the Alert contract's
 
 
 class SeverityBand(BaseModel):
@@ -18,13 +23,17 @@ class SeverityBand(BaseModel):
     severity: SeverityName
 
 
-def _check_bands(bands: list[SeverityBand]) -> list[SeverityBand]:
+def check_bands(bands: list[SeverityBand]) -> list[SeverityBand]:
     if not bands:
         raise ValueError("at least one severity band is needed")
     thresholds = [b.above for b in bands]
     if thresholds != sorted(thresholds) or len(set(thresholds)) != len(thresholds):
         raise ValueError("severity bands must have strictly increasing 'above' thresholds")
     return bands
+
+
+# A params field of severity bands, checked: ``severity_bands: SeverityBands``.
+SeverityBands = Annotated[list[SeverityBand], AfterValidator(check_bands)]
 
 
 def severity_for(bands: list[SeverityBand], measure: float) -> SeverityName | None:
@@ -36,44 +45,39 @@ def severity_for(bands: list[SeverityBand], measure: float) -> SeverityName | No
     return chosen
 
 
-class _Params(BaseModel):
+class ModuleParams(BaseModel):
+    """Base of a module's params model (declared by the module itself, next to its detector)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class VolumeAnomalyParams(_Params):
-    window_seconds: int = Field(60, gt=0, le=3600)
-    watermark_seconds: int = Field(30, ge=0, le=3600)
-    baseline_minutes: int = Field(60, gt=0, le=24 * 60)
-    min_history_minutes: int = Field(10, ge=0, le=24 * 60)
-    z_threshold: float = Field(2.5, gt=0)
-    severity_bands: list[SeverityBand]
-
-    _bands = field_validator("severity_bands")(_check_bands)
+# Filled by the modules themselves when their code is imported (BaseDetector registers its
+# ``params_model``); nothing here lists modules.
+PARAMS_MODELS: dict[str, type[BaseModel]] = {}
 
 
-class WhaleParams(_Params):
-    severity_bands: list[SeverityBand]
-
-    _bands = field_validator("severity_bands")(_check_bands)
+def register_params(module_id: str, model: type[BaseModel]) -> None:
+    PARAMS_MODELS[module_id] = model
 
 
-class SpreadParams(_Params):
-    window_seconds: int = Field(30, gt=0, le=3600)
-    watermark_seconds: int = Field(15, ge=0, le=3600)
-    threshold_pct: float = Field(0.5, gt=0, lt=100)
-    severity_bands: list[SeverityBand]
+def params_model(module_id: str, code: str) -> type[BaseModel] | None:
+    """The params model ``module_id`` declares, importing its ``code`` on first use.
 
-    _bands = field_validator("severity_bands")(_check_bands)
+    None when the module has no code yet, or when this component does not ship the code's top
+    package at all (e.g. a connector image without ``jobs``): the component that runs it validates.
+    """
+    if code and module_id not in PARAMS_MODELS:
+        try:
+            importlib.import_module(code)
+        except ModuleNotFoundError as exc:
+            if exc.name != code.split(".", 1)[0]:
+                raise ValueError(f"cannot import its code {code!r} ({exc})") from None
+        except ImportError as exc:
+            raise ValueError(f"cannot import its code {code!r} ({exc})") from None
+    return PARAMS_MODELS.get(module_id)
 
 
-PARAM_MODELS: dict[str, type[_Params]] = {
-    "MOD-001": VolumeAnomalyParams,
-    "MOD-002": WhaleParams,
-    "MOD-003": SpreadParams,
-}
-
-
-def validate_params(module_id: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Validated params as plain data (typed models for implemented modules, as-is otherwise)."""
-    model = PARAM_MODELS.get(module_id)
+def validate_params(module_id: str, params: dict[str, Any], code: str = "") -> dict[str, Any]:
+    """Validated params as plain data (the module's own model when it declares one, as-is otherwise)."""
+    model = params_model(module_id, code)
     return params if model is None else model.model_validate(params).model_dump()

@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from coattail.errors import CoattailError
+
 log = logging.getLogger("jobs.batch")
 
 AGG_TRADES = "/api/v3/aggTrades"
@@ -25,7 +27,7 @@ REQUEST_WEIGHT = 4  # aggTrades costs 2 (spot API docs); counted double to leave
 HOUR_MS = 3_600_000
 
 
-class RestError(RuntimeError):
+class RestError(CoattailError, RuntimeError):
     """The REST history could not be read; the message says why in one line."""
 
 

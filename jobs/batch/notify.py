@@ -6,12 +6,13 @@ import logging
 
 import httpx
 
+from coattail.errors import CoattailError
 from coattail.settings import Settings
 
 log = logging.getLogger("jobs.batch")
 
 
-class NotifyError(RuntimeError):
+class NotifyError(CoattailError, RuntimeError):
     """The notification could not be sent; says where and why."""
 
 

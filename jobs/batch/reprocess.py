@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from coattail.contracts import Alert
+from coattail.errors import CoattailError
 from coattail.settings import Settings
 from jobs.batch import lake
 from jobs.batch.diff import AlertDiff, diff_alerts
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("jobs.batch")
 
 
-class ReprocessError(ValueError):
+class ReprocessError(CoattailError, ValueError):
     """The requested snapshot/time cannot be read; says which and what exists."""
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from coattail.errors import CoattailError
 from coattail.settings import Settings
 
 log = logging.getLogger("jobs.batch")
@@ -24,7 +25,7 @@ SUCCEEDED = {"COMPLETED"}
 FAILED = {"FAILED", "SUBMISSION_FAILED"}
 
 
-class SparkApplicationError(RuntimeError):
+class SparkApplicationError(CoattailError, RuntimeError):
     """The SparkApplication failed, timed out or could not be created; says which."""
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from coattail.errors import CoattailError
 from coattail.settings import ConfigError, Settings
 from jobs.batch import metrics, runs
 from jobs.batch.binance_rest import BannedError
@@ -35,7 +36,7 @@ STEPS = ("backfill", "reprocess", "quality", "maintain")
 PERMANENT = (ConfigError, ValueError, BannedError)  # waiting does not fix these
 
 
-class QualityFailedError(RuntimeError):
+class QualityFailedError(CoattailError, RuntimeError):
     def __init__(self, report: QualityReport) -> None:
         super().__init__(
             f"quality below {report.threshold_pct:g}% on {report.date}: {', '.join(report.failures())}"

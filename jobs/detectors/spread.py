@@ -7,23 +7,68 @@ micro-batch); pairing and the spread itself are :func:`jobs.logic.spreads_for_wi
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel, Field
+
 from coattail.contracts import Alert
+from coattail.panels import Figure, SymbolPanel, WindowPoint
 from coattail.settings import Settings
-from coattail.settings.modules import SpreadParams
+from coattail.settings.modules import ModuleParams, SeverityBands
 from jobs.detectors.common import from_us, iso
-from jobs.framework.detector import BaseDetector, DetectorResult
+from jobs.framework.detector import BaseDetector, DetectorResult, convertible
 from jobs.logic import band_severity, spread_pairs, spreads_for_window, vwap
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 
+class SpreadParams(ModuleParams):
+    window_seconds: int = Field(30, gt=0, le=3600)
+    watermark_seconds: int = Field(15, ge=0, le=3600)
+    threshold_pct: float = Field(0.5, gt=0, lt=100)
+    severity_bands: SeverityBands
+
+
+class SpreadRow(BaseModel):
+    """One row of ``exchange_spreads``: one pair of comparable instruments in one window."""
+
+    symbol: str
+    pair_group: str
+    instrument_a: str
+    instrument_b: str
+    window_start: datetime
+    window_end: datetime
+    a_vwap: float
+    b_vwap: float
+    spread_pct: float
+    flagged: bool
+    severity: str | None
+
+
+class SpreadDivergenceDetails(BaseModel):
+    spread_pct: float
+    exchange_a_vwap: float
+    exchange_b_vwap: float
+    instrument_a: str
+    instrument_b: str
+    window_start: str
+    window_end: str
+
+
 class SpreadDetector(BaseDetector):
     module_id = "MOD-003"
-    module_name = "spread"
+    module_name = "spread-calculator"
     stateful = True
+    panel = SymbolPanel(
+        title="spread",
+        figures=(Figure("Spread", "spread_pct", "%"),),
+        series=("price <exchange>", "spread <a> vs <b>"),
+    )
+    params_model = SpreadParams
+    row_model = SpreadRow
+    details_model = SpreadDivergenceDetails
 
     def configure(self, settings: Settings) -> None:
         super().configure(settings)
@@ -33,18 +78,29 @@ class SpreadDetector(BaseDetector):
     def watermark_seconds(self) -> int:
         return self.params.watermark_seconds
 
-    def table_columns(self) -> str:
-        return (
-            "symbol string, pair_group string, instrument_a string, instrument_b string, "
-            "window_start timestamp, window_end timestamp, a_vwap double, b_vwap double, "
-            "spread_pct double, flagged boolean, severity string"
-        )
-
     def partitioning(self) -> str:
         return "days(window_start), symbol"
 
     def record_keys(self) -> tuple[str, ...]:
         return ("instrument_a", "instrument_b", "window_start")
+
+    def window_points(self, record: dict[str, Any]) -> list[WindowPoint]:
+        """Both instruments' VWAP (their price charts) and the pair's spread, on both symbols' panels."""
+        start, flagged, severity = record["window_start"], bool(record["flagged"]), record["severity"]
+        (ex_a, sym_a), (ex_b, sym_b) = (
+            i.split(":", 1) for i in (record["instrument_a"], record["instrument_b"])
+        )
+        spread = f"spread {record['instrument_a']} vs {record['instrument_b']} %"
+        return [
+            WindowPoint(self.module_id, sym_a, f"price {ex_a}", start, float(record["a_vwap"])),
+            WindowPoint(self.module_id, sym_b, f"price {ex_b}", start, float(record["b_vwap"])),
+            *(
+                WindowPoint(
+                    self.module_id, sym, spread, start, float(record["spread_pct"]), flagged, severity
+                )
+                for sym in dict.fromkeys((sym_a, sym_b))
+            ),
+        ]
 
     def process(self, trades: DataFrame) -> DataFrame:
         from pyspark.sql import functions as F
@@ -52,7 +108,8 @@ class SpreadDetector(BaseDetector):
         members = sorted({m for p in self.pairs for m in (p.a, p.b)})
         price, qty = F.col("price").cast("double"), F.col("quantity").cast("double")
         return (
-            trades.where(F.concat_ws(":", "exchange", "symbol").isin(members))
+            convertible(trades)
+            .where(F.concat_ws(":", "exchange", "symbol").isin(members))
             .groupBy(F.window("timestamp", f"{self.params.window_seconds} seconds"), "exchange", "symbol")
             .agg(F.sum(price * qty).alias("notional"), F.sum(qty).alias("qty"), F.count("*").alias("trades"))
             .select(
@@ -111,15 +168,15 @@ class SpreadDetector(BaseDetector):
                         detected_at=end,
                         message=f"{s.pair.a} trades {s.spread_pct:+.2f}% against {s.pair.b} "
                         f"({self.params.window_seconds}s VWAP)",
-                        details={
-                            "spread_pct": round(s.spread_pct, 6),
-                            "exchange_a_vwap": s.a_vwap,
-                            "exchange_b_vwap": s.b_vwap,
-                            "instrument_a": s.pair.a,
-                            "instrument_b": s.pair.b,
-                            "window_start": iso(start),
-                            "window_end": iso(end),
-                        },
+                        details=self.details(
+                            spread_pct=round(s.spread_pct, 6),
+                            exchange_a_vwap=s.a_vwap,
+                            exchange_b_vwap=s.b_vwap,
+                            instrument_a=s.pair.a,
+                            instrument_b=s.pair.b,
+                            window_start=iso(start),
+                            window_end=iso(end),
+                        ),
                         evidence=(s.pair.a, s.pair.b, start),
                         ttl=self.alert_ttl(),
                     )

@@ -9,15 +9,20 @@ runs exactly the same code. The per-key state is small: open windows plus ≤ 60
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel, Field
+
 from coattail.contracts import Alert
+from coattail.panels import Figure, SymbolPanel, WindowPoint
 from coattail.settings import Settings
-from coattail.settings.modules import VolumeAnomalyParams
+from coattail.settings.modules import ModuleParams, SeverityBands
 from jobs.compat import patch_apply_in_pandas_with_state
 from jobs.detectors.common import from_us, iso, money
-from jobs.framework.detector import BaseDetector, DetectorResult
+from jobs.framework.detector import BaseDetector, DetectorResult, convertible
 from jobs.logic import ClosedWindow, VolumeState, advance_volume, band_severity
 
 if TYPE_CHECKING:
@@ -30,13 +35,58 @@ OUTPUT_SCHEMA = (
     "flagged boolean"
 )
 STATE_SCHEMA = "state string"
-patch_apply_in_pandas_with_state()  # also runs in the Python worker when it unpickles _stream_fn
+if "pyspark" in sys.modules:  # the Python worker, when it unpickles _stream_fn; never the API's import
+    patch_apply_in_pandas_with_state()
+
+
+class VolumeAnomalyParams(ModuleParams):
+    window_seconds: int = Field(60, gt=0, le=3600)
+    watermark_seconds: int = Field(30, ge=0, le=3600)
+    baseline_minutes: int = Field(60, gt=0, le=24 * 60)
+    min_history_minutes: int = Field(10, ge=0, le=24 * 60)
+    z_threshold: float = Field(2.5, gt=0)
+    severity_bands: SeverityBands
+
+
+class VolumeWindowRow(BaseModel):
+    """One row of ``volume_aggregates``: a closed window of one (symbol, exchange), flagged or not."""
+
+    symbol: str
+    exchange: str
+    window_start: datetime
+    window_end: datetime
+    window_volume: float
+    trade_count: int
+    rolling_mean: float | None
+    rolling_stddev: float | None
+    z_score: float | None
+    history_windows: int
+    flagged: bool
+    severity: str | None
+
+
+class VolumeSpikeDetails(BaseModel):
+    z_score: float
+    window_volume: float
+    rolling_mean: float | None
+    rolling_stddev: float | None
+    window_start: str
+    window_end: str
+    history_windows: int
 
 
 class VolumeAnomalyDetector(BaseDetector):
     module_id = "MOD-001"
     module_name = "volume-anomaly"
     stateful = True
+    panel = SymbolPanel(
+        title="volume",
+        figures=(Figure("Volume window", "window_volume"), Figure("Volume z", "z_score")),
+        series=("volume <exchange>",),
+    )
+    params_model = VolumeAnomalyParams
+    row_model = VolumeWindowRow
+    details_model = VolumeSpikeDetails
 
     def configure(self, settings: Settings) -> None:
         super().configure(settings)
@@ -45,18 +95,24 @@ class VolumeAnomalyDetector(BaseDetector):
     def watermark_seconds(self) -> int:
         return self.params.watermark_seconds
 
-    def table_columns(self) -> str:
-        return (
-            "symbol string, exchange string, window_start timestamp, window_end timestamp, "
-            "window_volume double, trade_count long, rolling_mean double, rolling_stddev double, "
-            "z_score double, history_windows int, flagged boolean, severity string"
-        )
-
     def partitioning(self) -> str:
         return "days(window_start), symbol"
 
     def record_keys(self) -> tuple[str, ...]:
         return ("symbol", "exchange", "window_start")
+
+    def window_points(self, record: dict[str, Any]) -> list[WindowPoint]:
+        return [
+            WindowPoint(
+                self.module_id,
+                record["symbol"],
+                f"volume {record['exchange']}",
+                record["window_start"],
+                float(record["window_volume"]),
+                bool(record["flagged"]),
+                record["severity"],
+            )
+        ]
 
     def _advance_kwargs(self) -> dict[str, Any]:
         p = self.params
@@ -71,7 +127,8 @@ class VolumeAnomalyDetector(BaseDetector):
     def process(self, trades: DataFrame) -> DataFrame:
         from pyspark.sql import functions as F
 
-        slim = trades.select(
+        patch_apply_in_pandas_with_state()
+        slim = convertible(trades).select(  # the timestamp column goes through Arrow to pandas
             "symbol",
             "exchange",
             "timestamp",
@@ -126,15 +183,15 @@ class VolumeAnomalyDetector(BaseDetector):
                     detected_at=end,
                     message=f"Volume {direction} on {row['exchange']} {row['symbol']}: "
                     f"{money(row['window_volume'])} in {self.params.window_seconds}s (z={z:.2f})",
-                    details={
-                        "z_score": round(z, 6),
-                        "window_volume": row["window_volume"],
-                        "rolling_mean": row["rolling_mean"],
-                        "rolling_stddev": row["rolling_stddev"],
-                        "window_start": iso(start),
-                        "window_end": iso(end),
-                        "history_windows": row["history_windows"],
-                    },
+                    details=self.details(
+                        z_score=round(z, 6),
+                        window_volume=row["window_volume"],
+                        rolling_mean=row["rolling_mean"],
+                        rolling_stddev=row["rolling_stddev"],
+                        window_start=iso(start),
+                        window_end=iso(end),
+                        history_windows=row["history_windows"],
+                    ),
                     evidence=(row["symbol"], row["exchange"], start),
                     ttl=self.alert_ttl(),
                 )

@@ -10,22 +10,43 @@ A detector is Spark plumbing around pure functions (``jobs.logic``):
   runs on the driver with the validated ``Alert`` contract.
 
 Subclasses register themselves by ``module_id``; the ModuleRegistry instantiates those the tier asks for.
+
+Bad times are stopped upstream (``jobs.quality``'s timestamp window); as a second line, ``process``
+implementations keep only :func:`convertible` trades and the runner calls :meth:`finish_guarded`, so one
+row no converter can handle never fails a micro-batch that a restart would replay and fail again.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pydantic import BaseModel
+
 from coattail.contracts import Alert
+from coattail.contracts.spark import ddl_columns
+from coattail.panels import SymbolPanel, WindowPoint
 from coattail.settings import Settings
+from coattail.settings.modules import register_params
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 REGISTRY: dict[str, type[BaseDetector]] = {}
+# Trade times every converter on the way handles: pandas/Arrow datetime64[ns] ends in April 2262, Python
+# datetimes in 9999; the margin leaves room for a window's end.
+CONVERTIBLE_FROM = datetime(1900, 1, 1, tzinfo=UTC)
+CONVERTIBLE_UNTIL = datetime(2262, 1, 1, tzinfo=UTC)
+
+
+def convertible(trades: DataFrame) -> DataFrame:
+    """Only trades whose ``timestamp`` can reach Python (a backstop: quality dead-letters the rest)."""
+    from pyspark.sql import functions as F
+
+    ts = F.col("timestamp")
+    return trades.where((ts >= F.lit(CONVERTIBLE_FROM)) & (ts < F.lit(CONVERTIBLE_UNTIL)))
 
 
 @dataclass
@@ -42,11 +63,20 @@ class BaseDetector(ABC):
     # Stateless detectors run inside the ingest query's micro-batch (no second read of the stream);
     # stateful ones (windows, baselines) get their own streaming query with their own watermark.
     stateful: ClassVar[bool] = False
+    # What the dashboard shows of this module per symbol (figures of its latest alert); see coattail.panels.
+    panel: ClassVar[SymbolPanel] = SymbolPanel(title="alerts")
+    # The module's own models: its config params, one row of its output table (the Iceberg DDL is
+    # derived from it) and its alerts' details. None: free-form / hand-written (tests' tiny modules).
+    params_model: ClassVar[type[BaseModel] | None] = None
+    row_model: ClassVar[type[BaseModel] | None] = None
+    details_model: ClassVar[type[BaseModel] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if getattr(cls, "module_id", None):
             REGISTRY[cls.module_id] = cls
+            if cls.params_model is not None:  # config loading validates this module's params with it
+                register_params(cls.module_id, cls.params_model)
 
     def __init__(self) -> None:
         self.settings: Settings | None = None
@@ -76,9 +106,17 @@ class BaseDetector(ABC):
         return None
 
     # -- the module's own table ---------------------------------------------------------------------
-    @abstractmethod
     def table_columns(self) -> str:
-        """Spark SQL column list of :meth:`output_table`, e.g. ``"symbol string, window_start timestamp"``."""
+        """Spark SQL column list of :meth:`output_table`, derived from :attr:`row_model`."""
+        if self.row_model is None:
+            raise NotImplementedError(f"{self.module_id} declares neither row_model nor table_columns()")
+        return ddl_columns(self.row_model)
+
+    def details(self, **values: Any) -> dict[str, Any]:
+        """An alert's ``details``, validated by :attr:`details_model` (JSON-ready: decimals as strings)."""
+        if self.details_model is None:
+            return values
+        return self.details_model.model_validate(values).model_dump(mode="json")
 
     @abstractmethod
     def partitioning(self) -> str:
@@ -96,3 +134,40 @@ class BaseDetector(ABC):
     @abstractmethod
     def finish(self, rows: list[dict[str, Any]]) -> DetectorResult:
         """Table rows and alerts from one batch of :meth:`process` output."""
+
+    def window_points(self, record: dict[str, Any]) -> list[WindowPoint]:
+        """The chart points of one row of this module's table (recent-windows store); none by default."""
+        return []
+
+    def finish_guarded(self, rows: list[dict[str, Any]]) -> tuple[DetectorResult, list[Rejected]]:
+        """:meth:`finish`, setting aside the rows that fail on their own instead of failing the batch.
+
+        An error no single row explains is a bug, not bad data: it is raised.
+        """
+        try:
+            return self.finish(rows), []
+        except Exception:
+            rejected = [Rejected(row, err) for row in rows if (err := self._finish_error(row)) is not None]
+            if not rejected:
+                raise
+        bad = {id(r.row) for r in rejected}
+        return self.finish([row for row in rows if id(row) not in bad]), rejected
+
+    def _finish_error(self, row: dict[str, Any]) -> Exception | None:
+        try:
+            self.finish([row])
+        except Exception as err:  # any failure of this row alone marks it as poison
+            return err
+        return None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An output row :meth:`BaseDetector.finish` could not turn into records/alerts, and why."""
+
+    row: dict[str, Any]
+    error: Exception
+
+    @property
+    def reason(self) -> str:
+        return f"{type(self.error).__name__}: {self.error}"

@@ -1,13 +1,16 @@
-"""ModuleRegistry: which detector classes exist and which ones the configured tier runs."""
+"""ModuleRegistry: which detector classes exist and which ones the configured tier runs.
+
+A module's config entry names its Python module (``code``); importing it registers the detector
+class. Nothing here lists modules: a new one is its own module plus its config entry.
+"""
 
 from __future__ import annotations
 
 import importlib
 
+from coattail.panels import SymbolPanel
 from coattail.settings import ConfigError, Settings
 from jobs.framework.detector import REGISTRY, BaseDetector
-
-BUILTIN_PACKAGES = ("jobs.detectors",)  # importing these registers the built-in detectors
 
 
 class ModuleNotImplementedError(ConfigError):
@@ -17,8 +20,14 @@ class ModuleNotImplementedError(ConfigError):
 class ModuleRegistry:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        for package in BUILTIN_PACKAGES:
-            importlib.import_module(package)
+        for module_id, spec in settings.modules.items():
+            if spec.code:
+                try:
+                    importlib.import_module(spec.code)
+                except ImportError as exc:
+                    raise ConfigError(
+                        f"{module_id} ({spec.name}): cannot import its code {spec.code!r} ({exc})"
+                    ) from None
 
     @staticmethod
     def known() -> dict[str, type[BaseDetector]]:
@@ -29,6 +38,10 @@ class ModuleRegistry:
         if spec is None:
             raise ConfigError(f"{module_id} is not in config/features.yaml `modules`; add an entry for it")
         cls = REGISTRY.get(module_id)
+        if cls is None and spec.code:
+            raise ConfigError(
+                f"{module_id} ({spec.name}): {spec.code} defines no detector with that module id"
+            )
         if cls is None:
             ready = sorted(m for m in self.settings.modules if m in REGISTRY)
             hint = (
@@ -46,3 +59,7 @@ class ModuleRegistry:
             detector.configure(self.settings)
             out.append(detector)
         return out
+
+    def panels(self) -> dict[str, SymbolPanel]:
+        """The dashboard panel each active, implemented module declares (for the API)."""
+        return {m: REGISTRY[m].panel for m in self.settings.active_modules if m in REGISTRY}

@@ -13,6 +13,7 @@ idempotent (see ``jobs.sinks``), so a restart that replays the last micro-batch 
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from coattail.settings import Settings
 from jobs import metrics, quality
-from jobs.framework.detector import BaseDetector, DetectorResult
+from jobs.framework.detector import BaseDetector, DetectorResult, Rejected, convertible
 from jobs.framework.registry import ModuleRegistry
 from jobs.framework.router import AlertRouter
 from jobs.sinks.hot import HotStore
@@ -101,7 +102,7 @@ class PipelineRunner:
             if not d.stateful:
                 continue
             trades = (
-                quality.passed(classified)
+                convertible(quality.passed(classified))  # a time no converter takes never sets a watermark
                 .withWatermark("timestamp", f"{d.watermark_seconds()} seconds")
                 .dropDuplicatesWithinWatermark(["event_id"])
             )
@@ -140,7 +141,11 @@ class PipelineRunner:
             t0 = time.monotonic()
             good = df.where(F.col("dq_reason").isNull()).select(*column_names(RAW_TRADES_COLUMNS))
             bad = quality.dead_letters(df)
-            stateless = [(d, self._detect(d, d.process(good))) for d in self.detectors if not d.stateful]
+            stateless = [
+                (d, self._detect(d, d.process(good), metrics.INGEST_QUERY, batch_id))
+                for d in self.detectors
+                if not d.stateful
+            ]
             for _, result in stateless:  # alerts reach the hot store before the slower lake writes
                 self.router.to_hot(result.alerts)
             t1 = time.monotonic()
@@ -159,19 +164,47 @@ class PipelineRunner:
 
     def _detector_sink(self, detector: BaseDetector) -> Any:
         def sink(df: DataFrame, batch_id: int) -> None:
-            self._emit(detector, df)
+            self._emit(detector, df, batch_id)
 
         return sink
 
-    def _emit(self, detector: BaseDetector, output: DataFrame) -> DetectorResult:
-        result = self._detect(detector, output)
+    def _emit(self, detector: BaseDetector, output: DataFrame, batch_id: int) -> DetectorResult:
+        result = self._detect(detector, output, detector.module_id, batch_id)
         self.router.to_hot(result.alerts)
+        self.router.points_to_hot(detector, result.records)  # the dashboard's charts: every window
         self._to_lake(detector, result)
         return result
 
-    @staticmethod
-    def _detect(detector: BaseDetector, output: DataFrame) -> DetectorResult:
-        return detector.finish([r.asDict() for r in output.collect()])
+    def _detect(self, detector: BaseDetector, output: DataFrame, query: str, batch_id: int) -> DetectorResult:
+        result, rejected = detector.finish_guarded([r.asDict() for r in output.collect()])
+        if rejected:  # dead-lettered, not retried: a replay of this batch would fail the same way
+            self._dead_letter_rejected(detector, rejected, query, batch_id)
+        return result
+
+    def _dead_letter_rejected(
+        self, detector: BaseDetector, rejected: list[Rejected], query: str, batch_id: int
+    ) -> None:
+        from datetime import UTC, datetime
+
+        metrics.REJECTED.labels(detector.module_id).inc(len(rejected))
+        log.error(
+            "%s set aside %d output row(s) it could not finish, first: %s",
+            detector.module_id, len(rejected), rejected[0].reason,
+        )  # fmt: skip
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "reason": f"{detector.module_id}: {r.reason}"[:500],
+                "raw": json.dumps(r.row, default=str, sort_keys=True),
+                "source_pos": f"{query}/{batch_id}",
+                "received_at": now,
+            }
+            for r in rejected
+        ]
+        self._started.wait(60)  # query ids are known once every query has started
+        key = f"{self._ids[query]}:{batch_id}:{detector.module_id}"  # a replayed batch writes them once
+        frame = rows_frame(self.spark, rows, quality.DEAD_LETTER_COLUMNS)
+        append_once(frame, qualified(self.settings, "dead_letters"), key)
 
     def _to_lake(self, detector: BaseDetector, result: DetectorResult) -> None:
         if result.records:

@@ -18,7 +18,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from coattail.contracts import Alert
-from coattail.contracts.spark import spark_schema
+from coattail.contracts.spark import ddl_columns
 from coattail.settings import Settings
 from jobs.session import CATALOG
 
@@ -60,7 +60,7 @@ def qualified(settings: Settings, table: str) -> str:
 
 
 def alert_columns() -> str:
-    return ", ".join(f"{f.name} {f.dataType.simpleString()}" for f in spark_schema(Alert).fields)
+    return ddl_columns(Alert)
 
 
 def ensure_table(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -10,8 +11,13 @@ from typing import Any
 
 import pytest
 
-from api.store import AlertStore
-from tests.api.helpers import LiveServer, make_alert, seed
+from api.app import create_app
+from coattail.hotstore import DynamoAlertStore
+from coattail.hotstore.windows import DynamoWindowStore
+from coattail.panels import WindowPoint
+from tests.api.helpers import LiveServer, make_alert, seed, serve
+from tests.api.test_extra_module import extra_settings, publish
+from tests.extra_module import MODULE_ID
 
 pytestmark = pytest.mark.browser
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -28,6 +34,22 @@ CHROMIUM_ARGS = [
 WAIT_MS = 60_000
 
 
+def seed_windows(store: DynamoAlertStore, now: datetime) -> None:
+    """An hour of windows for BTC-USDT as the pipeline writes them: volume per minute (one flagged),
+    both exchanges' 30 s VWAP and the pair's spread."""
+    start = now.replace(second=0, microsecond=0)
+    points = [
+        WindowPoint("MOD-001", "BTC-USDT", "volume binance", start - timedelta(minutes=m),
+                    9e5 + 5e4 * (m % 7), m == 8, "high" if m == 8 else None)
+        for m in range(60)
+    ] + [
+        WindowPoint("MOD-003", "BTC-USDT", f"price {ex}", start - timedelta(seconds=30 * k),
+                    60_000 + 40 * math.sin(k / 9) + (25 if ex == "coinbase" else 0))
+        for k in range(120) for ex in ("binance", "coinbase")
+    ]  # fmt: skip
+    DynamoWindowStore(store).put_points(points, timedelta(hours=2), now)
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).is_file():
@@ -41,7 +63,7 @@ def browser() -> Iterator[Any]:
 
 
 def test_live_alert_appears_and_filters_apply(
-    browser: Any, live: LiveServer, store: AlertStore, tmp_path: Path
+    browser: Any, live: LiveServer, store: DynamoAlertStore, tmp_path: Path
 ) -> None:
     now = datetime.now(UTC)
     seed(
@@ -49,10 +71,11 @@ def test_live_alert_appears_and_filters_apply(
         [
             make_alert(1, alert_type="volume_spike", age=timedelta(minutes=20), now=now),
             make_alert(2, alert_type="volume_spike", age=timedelta(minutes=8), now=now, severity="high"),
-            make_alert(3, alert_type="spread_dislocation", age=timedelta(minutes=5), now=now),
+            make_alert(3, alert_type="spread_divergence", age=timedelta(minutes=5), now=now),
             make_alert(4, symbol="ETH-USDT", age=timedelta(minutes=2), now=now),
         ],
     )
+    seed_windows(store, now)
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -61,7 +84,13 @@ def test_live_alert_appears_and_filters_apply(
     page.goto(live.url + "/", wait_until="domcontentloaded", timeout=WAIT_MS)
     page.wait_for_selector("#status[data-state=live]", timeout=WAIT_MS)
     assert page.locator("#feed tbody tr").count() == 4
-    page.wait_for_selector("#panel-BTC-USDT svg polyline", timeout=WAIT_MS)
+    # Every window of the last hour is drawn, the flagged ones marked in their severity's colour.
+    chart = '#panel-BTC-USDT .chart[data-module="MOD-001"][data-series="volume binance"]'
+    page.wait_for_selector(f"{chart} svg polyline", timeout=WAIT_MS)
+    drawn = page.locator(f"{chart} svg polyline").get_attribute("points") or ""
+    assert len(drawn.split()) == 60
+    assert page.locator(f"{chart} svg circle.marker.high").count() == 1
+    assert page.locator('#panel-BTC-USDT .chart[data-series^="price "]').count() == 2
 
     # A new alert written after the page loaded shows up without a reload.
     fresh = make_alert(5, symbol="BTC-USDT", severity="critical")
@@ -91,3 +120,29 @@ def test_live_alert_appears_and_filters_apply(
     assert errors == []
     assert outside == []  # nothing loaded from outside the service
     page.close()
+
+
+def test_extra_module_panel_on_the_dashboard(
+    browser: Any, dynamodb_endpoint: str, store: DynamoAlertStore, tmp_path: Path
+) -> None:
+    """The test package's detector: its figure and its window series on the dashboard, no edit of ours."""
+    settings = extra_settings(tmp_path, dynamodb_endpoint, store.table)
+    now = datetime.now(UTC)
+    seed_windows(store, now)
+    publish(settings, store, now)
+    with serve(create_app(settings, store=store)) as live:
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(live.url + "/", wait_until="domcontentloaded", timeout=WAIT_MS)
+        chart = f'#panel-BTC-USDT .chart[data-module="{MODULE_ID}"][data-series="trades binance"]'
+        page.wait_for_selector(f"{chart} svg circle.dot", timeout=WAIT_MS)  # one window so far
+        figures = page.locator("#panel-BTC-USDT dl.figures").inner_text()
+        assert "Trades counted" in figures
+        assert "7.00" in figures
+        assert page.locator("#filter-type option[value=busy_symbol]").count() == 1
+        page.screenshot(path=str(tmp_path / "dashboard-extra-module.png"), full_page=True)
+        if target := os.environ.get("DASHBOARD_SCREENSHOT"):
+            page.screenshot(path=target.replace(".png", "-extra-module.png"), full_page=True)
+        assert errors == []
+        page.close()

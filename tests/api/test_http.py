@@ -11,7 +11,9 @@ import httpx
 import pytest
 
 from api.app import create_app
-from api.store import AlertStore
+from coattail.hotstore import DynamoAlertStore
+from coattail.hotstore.windows import DynamoWindowStore
+from coattail.panels import WindowPoint
 from tests.api.helpers import (
     SYMBOLS,
     TYPES,
@@ -45,7 +47,7 @@ def walk(client: httpx.Client, **params: object) -> list[dict[str, object]]:
     raise AssertionError("pagination did not end")
 
 
-def test_filters_ordering_limits_and_cursor_walks(live: LiveServer, store: AlertStore) -> None:
+def test_filters_ordering_limits_and_cursor_walks(live: LiveServer, store: DynamoAlertStore) -> None:
     now = datetime.now(UTC)
     alerts = mixed_alerts(75, now)
     old = make_alert(900, age=timedelta(hours=30), ttl=timedelta(hours=48))  # older than the 24 h default
@@ -92,7 +94,7 @@ def test_filters_ordering_limits_and_cursor_walks(live: LiveServer, store: Alert
         assert item == alerts[0].model_dump(mode="json")
 
 
-def test_expired_alerts_are_never_returned(live: LiveServer, store: AlertStore) -> None:
+def test_expired_alerts_are_never_returned(live: LiveServer, store: DynamoAlertStore) -> None:
     fresh = make_alert(1)
     expired = make_alert(2, age=timedelta(hours=2), ttl=timedelta(hours=1))  # TTL passed, not yet deleted
     seed(store, [fresh, expired])
@@ -132,7 +134,7 @@ def test_bad_parameters_are_422_with_a_reason(live: LiveServer, path: str, fragm
     assert fragment in detail
 
 
-def test_cursor_is_tamper_evident_and_bound_to_its_query(live: LiveServer, store: AlertStore) -> None:
+def test_cursor_is_tamper_evident_and_bound_to_its_query(live: LiveServer, store: DynamoAlertStore) -> None:
     seed(store, mixed_alerts(12, datetime.now(UTC)))
     with live.client() as client:
         token = client.get("/alerts", params={"limit": 2, "type": "whale_trade"}).json()["next"]
@@ -161,31 +163,56 @@ def test_unknown_alert_is_404(live: LiveServer) -> None:
     assert "no-such-alert" in response.json()["detail"]
 
 
-def test_symbol_metrics_and_alert_types(live: LiveServer, store: AlertStore) -> None:
+def test_symbol_metrics_and_alert_types(live: LiveServer, store: DynamoAlertStore) -> None:
     now = datetime.now(UTC)
     alerts = [
         make_alert(1, alert_type="volume_spike", symbol="BTC-USDT", age=timedelta(minutes=9), now=now),
         make_alert(2, alert_type="volume_spike", symbol="BTC-USDT", age=timedelta(minutes=3), now=now),
         make_alert(3, alert_type="whale_trade", symbol="BTC-USDT", age=timedelta(minutes=5), now=now),
-        make_alert(4, alert_type="spread_dislocation", symbol="BTC-USDT", age=timedelta(minutes=1), now=now),
+        make_alert(4, alert_type="spread_divergence", symbol="BTC-USDT", age=timedelta(minutes=1), now=now),
         make_alert(5, alert_type="whale_trade", symbol="ETH-USDT", age=timedelta(minutes=1), now=now),
     ]
     seed(store, alerts)
+    # Every window of the last hour (flagged or not) through the real recent-windows partition.
+    windows = DynamoWindowStore(store)
+    start = now.replace(second=0, microsecond=0)
+    points = [
+        WindowPoint("MOD-001", "BTC-USDT", "volume binance", start - timedelta(minutes=m), 1000.0 + m, m == 3)
+        for m in range(90)  # 90 minutes: the chart keeps the last hour only
+    ]
+    assert windows.put_points(points, timedelta(hours=2), now) == 90
     with live.client() as client:
         body = client.get("/metrics/BTC-USDT").json()
         assert body["anomaly_count"] == 4
-        assert body["counts_by_type"] == {"volume_spike": 2, "whale_trade": 1, "spread_dislocation": 1}
-        assert body["latest_volume"]["window_volume"] == alerts[1].details["window_volume"]
-        assert body["last_whale"]["alert_id"] == alerts[2].alert_id
-        assert body["latest_spread"]["spread_pct"] == alerts[3].details["spread_pct"]
-        assert [p["value"] for p in body["volume_series"]] == [1_010_000, 1_020_000]  # oldest first
+        assert body["counts_by_type"] == {"volume_spike": 2, "whale_trade": 1, "spread_divergence": 1}
+        modules = {m["module_id"]: m for m in body["modules"]}
+        assert list(modules) == ["MOD-001", "MOD-002", "MOD-003"]  # every active module, in order
+        assert modules["MOD-001"]["latest"]["window_volume"] == alerts[1].details["window_volume"]
+        assert modules["MOD-001"]["alert_count"] == 2
+        assert modules["MOD-002"]["latest"]["alert_id"] == alerts[2].alert_id
+        assert {f["label"]: f["value"] for f in modules["MOD-003"]["figures"]} == {
+            "Spread": alerts[3].details["spread_pct"]
+        }
+        (series,) = body["series"]
+        assert (series["module_id"], series["series"]) == ("MOD-001", "volume binance")
+        assert [p["value"] for p in series["points"]] == [
+            1000.0 + m for m in range(59, -1, -1)
+        ]  # oldest first
+        assert [p["value"] for p in series["points"] if p["flagged"]] == [1003.0]
         assert body["complete"] is True
         empty = client.get("/metrics/DOGE-USDT").json()
         assert empty["anomaly_count"] == 0
-        assert empty["latest_volume"] is None
+        assert all(m["latest"] is None for m in empty["modules"])
+        assert empty["series"] == []
         types = client.get("/alert-types").json()
         assert [t["alert_type"] for t in types["alert_types"]] == list(TYPES)
-        assert client.get("/symbols").json()["symbols"] == sorted([*SYMBOLS, "ETH-USD"])
+        assert client.get("/symbols").json()["symbols"] == sorted(
+            [*SYMBOLS, "ETH-USD", "SOL-USD", "SOL-USDT"]
+        )
+        # Window points are no alerts: neither listings nor the by-id lookup return them.
+        listed = client.get("/alerts", params={"limit": 200}).json()["items"]
+        assert sorted(a["alert_id"] for a in listed) == sorted(a.alert_id for a in alerts)
+        assert client.get("/alerts/windows%23BTC-USDT").status_code == 404
 
 
 def test_store_outage_is_503_without_a_trace(unique_name: str) -> None:
@@ -232,7 +259,7 @@ def test_table_is_created_on_start_when_allowed(dynamodb_endpoint: str, unique_n
     store.client.delete_table(TableName=unique_name)
 
 
-def test_api_keys_from_a_secret_file(dynamodb_endpoint: str, store: AlertStore, tmp_path: Path) -> None:
+def test_api_keys_from_a_secret_file(dynamodb_endpoint: str, store: DynamoAlertStore, tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     keys.write_text("# mounted from a Secret\nkey-one\n\nkey-two\n")
     settings = api_settings(dynamodb_endpoint, store.table, **{"api.api_keys_file": str(keys)})
@@ -245,7 +272,7 @@ def test_api_keys_from_a_secret_file(dynamodb_endpoint: str, store: AlertStore, 
             assert client.get(open_path).status_code == 200, open_path
 
 
-def test_compression_cors_and_prometheus(dynamodb_endpoint: str, store: AlertStore) -> None:
+def test_compression_cors_and_prometheus(dynamodb_endpoint: str, store: DynamoAlertStore) -> None:
     seed(store, mixed_alerts(60, datetime.now(UTC)))
     settings = api_settings(dynamodb_endpoint, store.table, **{"api.cors_origins": ["http://dash.example"]})
     with serve(create_app(settings, store=store)) as server, server.client() as client:

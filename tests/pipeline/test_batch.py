@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -105,9 +106,10 @@ def test_detect_cli_writes_alerts_jsonl(spark: Any, tmp_path: Path, pipeline_sta
     events = tmp_path / "events.jsonl"
     whale = trade(at=5, quote_volume=2_000_000, price=60_000)
     events.write_text("\n".join([line(whale), line(whale), "not json", *_volume_series()]) + "\n")
-    out = tmp_path / "alerts.jsonl"
+    out, tables = tmp_path / "alerts.jsonl", tmp_path / "tables"
     result = CliRunner().invoke(
-        app, ["detect", "--tier", "small", "--input", str(events), "--output", str(out)]
+        app,
+        ["detect", "--tier", "small", "--input", str(events), "--output", str(out), "--tables", str(tables)],
     )
     assert result.exit_code == 0, result.output
     alerts = [json.loads(x) for x in out.read_text().splitlines()]
@@ -117,8 +119,40 @@ def test_detect_cli_writes_alerts_jsonl(spark: Any, tmp_path: Path, pipeline_sta
     assert severities == ["critical", "medium", "medium", "medium"]
     assert len(alerts) == 4
     assert "4 alert(s)" in result.output
+    # Each active module's table rows, one JSONL per table, through the module's row model.
+    assert sorted(p.name for p in tables.iterdir()) == [
+        "exchange_spreads.jsonl", "volume_aggregates.jsonl", "whale_trades.jsonl",
+    ]  # fmt: skip
+    whales = [json.loads(x) for x in (tables / "whale_trades.jsonl").read_text().splitlines()]
+    assert sorted(w["alert_id"] for w in whales) == sorted(a["alert_id"] for a in alerts)
+    assert all(isinstance(w["quote_volume"], str) for w in whales)  # exact decimals travel as strings
+    assert max(Decimal(w["quote_volume"]) for w in whales) == Decimal("1999999.9998")
+    windows = [json.loads(x) for x in (tables / "volume_aggregates.jsonl").read_text().splitlines()]
+    assert windows
+    assert not any(w["flagged"] for w in windows)
 
     bad = CliRunner().invoke(
         app, ["detect", "--tier", "medium", "--input", str(events), "--output", str(out)]
     )
     assert bad.exit_code != 0
+
+
+def test_detect_runs_a_module_from_outside_jobs(spark: Any, tmp_path: Path, pipeline_state: Path) -> None:
+    """The test package's detector (tests/extra_module) with one config entry: alerts and table rows."""
+    from coattail.cli import app
+    from tests.extra_module import config_with_module
+
+    config = config_with_module(tmp_path)
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(line(trade(at=s, quote_volume=1_000 + s)) for s in range(5)) + "\n")
+    out, tables = tmp_path / "alerts.jsonl", tmp_path / "tables"
+    result = CliRunner().invoke(
+        app,
+        ["detect", "--tier", "extra", "--input", str(events), "--output", str(out), "--tables", str(tables)],
+        env={"COATTAIL_CONFIG_DIR": str(config)},
+    )
+    assert result.exit_code == 0, result.output
+    busy = [json.loads(x) for x in out.read_text().splitlines() if '"busy_symbol"' in x]
+    assert [(a["module_id"], a["details"]["trades"]) for a in busy] == [("MOD-099", 5)]
+    counts = [json.loads(x) for x in (tables / "trade_counts.jsonl").read_text().splitlines()]
+    assert [c["trades"] for c in counts] == [5]

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 
 from coattail.contracts import Alert, alert_id
+from coattail.hotstore import DynamoAlertStore, make_client
+from coattail.hotstore.windows import DynamoWindowStore
 from coattail.settings import Settings
 from jobs import metrics
 from jobs.framework.runner import PipelineRunner
@@ -156,6 +158,21 @@ def test_simulated_market_end_to_end_with_restart(
     hot = dynamo_alerts(settings)
     assert len({a.alert_id for a in lake}) == len(lake)
     assert sorted(a.alert_id for a in hot) == sorted(a.alert_id for a in lake)
+
+    # Every closed window also reached the recent-windows store (the dashboard's charts), not only the
+    # flagged ones: a window point per volume_aggregates row, price and spread points per spread row.
+    windows = DynamoWindowStore(
+        DynamoAlertStore(make_client(dynamodb_endpoint, "us-west-2"), settings.hot_store.table)
+    )
+    volume_rows = iceberg_rows(spark, settings, "volume_aggregates")
+    points = windows.points("BTC-USDT", _when(START) - timedelta(hours=1), datetime.now(UTC))
+    by_series = {(p.module_id, p.series) for p in points}
+    assert {("MOD-001", "volume binance"), ("MOD-003", "price binance")} <= by_series
+    btc_windows = [r for r in volume_rows if (r["symbol"], r["exchange"]) == ("BTC-USDT", "binance")]
+    assert len([p for p in points if p.series == "volume binance"]) == len(btc_windows)
+    assert sum(p.flagged for p in points if p.series == "volume binance") == sum(
+        r["flagged"] for r in btc_windows
+    )
 
     found, false = _classify(lake, truth)
     assert len(found["whales"]) == len(truth["whales"])

@@ -20,8 +20,8 @@ def test_small_tier_runs_the_three_cex_detectors() -> None:
     detectors = ModuleRegistry(load_settings("small")).detectors()
     assert [(d.module_id, d.module_name, d.stateful) for d in detectors] == [
         ("MOD-001", "volume-anomaly", True),
-        ("MOD-002", "whale", False),
-        ("MOD-003", "spread", True),
+        ("MOD-002", "whale-detector", False),
+        ("MOD-003", "spread-calculator", True),
     ]
     assert [d.output_table() for d in detectors] == ["volume_aggregates", "whale_trades", "exchange_spreads"]
     assert detectors[1].alert_types() == ["whale_trade"]
@@ -30,7 +30,7 @@ def test_small_tier_runs_the_three_cex_detectors() -> None:
 def test_unimplemented_module_is_one_clear_sentence() -> None:
     with pytest.raises(ConfigError) as err:
         ModuleRegistry(load_settings("medium")).detectors()
-    assert str(err.value) == "MOD-004 (wallet-scoring) is not implemented yet; use tier small"
+    assert str(err.value) == "MOD-004 (wallet-scorer) is not implemented yet; use tier small"
 
 
 def test_adding_a_detector_is_a_class_and_a_config_entry(tmp_path: Path) -> None:
