@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from coattail.errors import CoattailError
 from coattail.hotstore import DONE, Position, time_key
 
 MAX_CURSOR_CHARS = 4096
@@ -27,7 +28,7 @@ _B64URL = re.compile(r"[A-Za-z0-9_-]+")
 _MAC_BYTES = 16
 
 
-class CursorError(ValueError):
+class CursorError(CoattailError, ValueError):
     """A cursor that is malformed, forged or from another query; the message says which."""
 
 

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from coattail.errors import first_problem
+from coattail.errors import CoattailError, first_problem
 from coattail.hotstore import StoreUnavailableError
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-class InvalidParameterError(ValueError):
+class InvalidParameterError(CoattailError, ValueError):
     """A parameter that passed type checks but is still wrong (bad timestamp, cursor, event id)."""
 
     def __init__(self, field: str, message: str) -> None:

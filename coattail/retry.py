@@ -9,10 +9,11 @@ parameters, so the behaviour is testable without waiting.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -55,13 +56,67 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
+@dataclass
+class _Attempts:
+    """The bookkeeping both :func:`retry` and :func:`retry_async` share: give up, or how long to wait."""
+
+    what: str
+    deadline_seconds: float
+    max_attempts: int | None
+    backoff: Backoff
+    describe: Callable[[BaseException], str]
+    give_up: Callable[[str], BaseException]
+    logger: logging.Logger
+    clock: Callable[[], float]
+    rng: random.Random | None
+    wait_hint: Callable[[BaseException], float | None]
+    reraise: bool
+    started: float = 0.0
+    attempt: int = 0
+
+    def __post_init__(self) -> None:
+        self.started = self.clock()
+
+    def pause_after(self, exc: BaseException) -> float:
+        """Seconds to wait before the next attempt; raises ``give_up(...)`` when none is left."""
+        elapsed = self.clock() - self.started
+        remaining = self.deadline_seconds - elapsed
+        cause = self.describe(exc)
+        out_of_attempts = self.max_attempts is not None and self.attempt + 1 >= self.max_attempts
+        if (remaining <= 0 or out_of_attempts) and self.reraise:
+            raise exc  # the caller wants the last error itself (its type means something to it)
+        if remaining <= 0 or out_of_attempts:
+            raise self.give_up(
+                f"{self.what} still failing after {elapsed:.0f} s ({self.attempt + 1} attempt(s)): {cause}"
+            ) from None
+        hint = self.wait_hint(exc)  # e.g. a server's Retry-After: honoured, still within the deadline
+        pause = min(hint if hint is not None else self.backoff.delay(self.attempt, self.rng), remaining)
+        self.attempt += 1
+        self.logger.warning(
+            "%s failed (%s); retry %d in %.1f s, giving up in %.0f s",
+            self.what,
+            cause,
+            self.attempt,
+            pause,
+            remaining,
+        )
+        return pause
+
+
+def _no_hint(_: BaseException) -> float | None:
+    return None
+
+
 def retry(
     fn: Callable[[], T],
     *,
     what: str,
     deadline_seconds: float,
     retryable: Callable[[BaseException], bool],
+    max_attempts: int | None = None,
     backoff: Backoff = Backoff(),  # frozen, so one shared default is safe
+    wait_hint: Callable[[BaseException], float | None] = _no_hint,
+    reraise: bool = False,
     describe: Callable[[BaseException], str] = one_line,
     give_up: Callable[[str], BaseException] = RetryExhaustedError,
     logger: logging.Logger = log,
@@ -69,34 +124,71 @@ def retry(
     clock: Callable[[], float] = time.monotonic,
     rng: random.Random | None = None,
 ) -> T:
-    """``fn()``, retried on retryable errors until ``deadline_seconds`` after the first attempt.
+    """``fn()``, retried on retryable errors until ``deadline_seconds`` after the first attempt (and at
+    most ``max_attempts`` attempts when given).
 
     ``what`` names the dependency and the operation (``"DynamoDB table 'x' at http://…: write"``); it
     starts the log lines and the final error. ``deadline_seconds`` 0 means one attempt, no retry.
+    ``wait_hint`` may return the server's own wait (``Retry-After``) for an error, used instead of the
+    backoff delay. ``reraise``: when giving up, raise the last error itself instead of ``give_up``.
     """
-    started = clock()
-    attempt = 0
+    attempts = _Attempts(
+        what,
+        deadline_seconds,
+        max_attempts,
+        backoff,
+        describe,
+        give_up,
+        logger,
+        clock,
+        rng,
+        wait_hint,
+        reraise,
+    )
     while True:
         try:
             return fn()
         except Exception as exc:
             if not retryable(exc):
                 raise
-            elapsed = clock() - started
-            remaining = deadline_seconds - elapsed
-            cause = describe(exc)
-            if remaining <= 0:
-                raise give_up(
-                    f"{what} still failing after {elapsed:.0f} s ({attempt + 1} attempt(s)): {cause}"
-                ) from None
-            pause = min(backoff.delay(attempt, rng), remaining)
-            attempt += 1
-            logger.warning(
-                "%s failed (%s); retry %d in %.1f s, giving up in %.0f s",
-                what,
-                cause,
-                attempt,
-                pause,
-                remaining,
-            )
-            sleep(pause)
+            sleep(attempts.pause_after(exc))
+
+
+async def retry_async(
+    fn: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    deadline_seconds: float,
+    retryable: Callable[[BaseException], bool],
+    max_attempts: int | None = None,
+    backoff: Backoff = Backoff(),
+    wait_hint: Callable[[BaseException], float | None] = _no_hint,
+    reraise: bool = False,
+    describe: Callable[[BaseException], str] = one_line,
+    give_up: Callable[[str], BaseException] = RetryExhaustedError,
+    logger: logging.Logger = log,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    rng: random.Random | None = None,
+) -> T:
+    """:func:`retry` for coroutines (connectors): the same policy, waiting with ``asyncio.sleep``."""
+    attempts = _Attempts(
+        what,
+        deadline_seconds,
+        max_attempts,
+        backoff,
+        describe,
+        give_up,
+        logger,
+        clock,
+        rng,
+        wait_hint,
+        reraise,
+    )
+    while True:
+        try:
+            return await fn()
+        except Exception as exc:
+            if not retryable(exc):
+                raise
+            await sleep(attempts.pause_after(exc))

@@ -16,6 +16,7 @@ import httpx
 import orjson
 from websockets.asyncio.client import ClientConnection
 
+from coattail.contracts.trade import Side
 from connectors.base import BaseConnector, ReconnectNow
 from connectors.symbols import BinanceSymbols
 from connectors.trade import (
@@ -26,7 +27,6 @@ from connectors.trade import (
     FutureLimit,
     MillisFormatter,
     NormalizeError,
-    Side,
     Trade,
     check_trade_id,
     now_iso,

@@ -16,13 +16,13 @@ import httpx
 import orjson
 from websockets.asyncio.client import ClientConnection
 
+from coattail.contracts.trade import Side
 from connectors.base import BaseConnector
 from connectors.trade import (
     QUOTE_VOLUME_LIMIT,
     TRADE_ID_LIMIT,
     FutureLimit,
     NormalizeError,
-    Side,
     Trade,
     check_symbol,
     iso_timestamp,

@@ -5,13 +5,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 
+from coattail.errors import CoattailError
 from coattail.settings import Settings
 from connectors.base import DeadLetter, Item
 from connectors.metrics import Metrics
 from connectors.trade import Trade
 
 
-class ProduceError(RuntimeError):
+class ProduceError(CoattailError, RuntimeError):
     """The stream refused records for good (after the retry limit); the message says how many and why."""
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from coattail.cliutil import fail
+from coattail.errors import CoattailError
 from coattail.hotstore import StoreUnavailableError
 from coattail.retry import RetryExhaustedError, retry
 from coattail.settings import ConfigError, Settings, load_settings
@@ -81,9 +82,8 @@ def run_command(
             runner.drain()
         else:
             runner.run(max_seconds=max_seconds, stop=stop)
-    except (RuntimeError, StoreUnavailableError) as exc:
-        # A failed query's error is Spark's Py4J wrapper; the router kept the store's own line.
-        fail(str(runner.router.failure or exc).splitlines()[0], 1)
+    except CoattailError as exc:  # PipelineError or the store's StoreUnavailableError: one line each
+        fail(str(exc).splitlines()[0], 1)
     finally:
         runner.stop()
         spark.stop()

@@ -6,10 +6,11 @@ import os
 import shutil
 from pathlib import Path
 
+from coattail.errors import CoattailError
 from coattail.settings.paths import REPO_ROOT
 
 
-class MissingDependencyError(RuntimeError):
+class MissingDependencyError(CoattailError, RuntimeError):
     pass
 
 

@@ -13,11 +13,12 @@ from pathlib import Path
 
 from coattail.devservices import dynamodb, kafka
 from coattail.devservices.process import alive, free_port, log_tail, port_open, read_pid, spawn, stop
+from coattail.errors import CoattailError
 
 SERVICES = ("kafka", "dynamodb")
 
 
-class ServiceError(RuntimeError):
+class ServiceError(CoattailError, RuntimeError):
     """A local service did not come up; the message says which, why, and ends with its log tail."""
 
 

@@ -7,11 +7,12 @@ the pipeline ever ran) is the table the pipeline would have created.
 
 from __future__ import annotations
 
+import math
 import re
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from coattail.retry import Backoff, retry
 from coattail.settings import Settings
 from jobs.session import CATALOG, sqlite_path, warehouse
 from jobs.sinks.iceberg import CORE_TABLES, alert_columns, column_names
@@ -143,11 +144,12 @@ def with_commit_retry(action: Callable[[], T], attempts: int = 5) -> T:
     """
     from pyiceberg.exceptions import CommitFailedException
 
-    for attempt in range(attempts):
-        try:
-            return action()
-        except CommitFailedException:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.2 * 2**attempt)
-    raise AssertionError("unreachable")
+    return retry(
+        action,
+        what="Iceberg commit",
+        deadline_seconds=math.inf,
+        max_attempts=attempts,
+        retryable=lambda exc: isinstance(exc, CommitFailedException),
+        backoff=Backoff(initial=0.2, factor=2, maximum=5, jitter=0.25),
+        reraise=True,
+    )

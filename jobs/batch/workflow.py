@@ -14,6 +14,7 @@ cluster job reprocesses exactly what the backfill committed.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from coattail.errors import CoattailError
+from coattail.retry import Backoff, retry
 from coattail.settings import ConfigError, Settings
 from jobs.batch import metrics, runs
 from jobs.batch.binance_rest import BannedError
@@ -161,24 +163,30 @@ class DailyWorkflow:
         b = self.settings.batch
         started_at, t0 = datetime.now(UTC), time.monotonic()
         attempt = 0
+
+        def once() -> Any:
+            nonlocal attempt
+            attempt += 1
+            self._attempt_no = attempt
+            return action()
+
         try:
-            while True:
-                attempt += 1
-                self._attempt_no = attempt
-                try:
-                    output = action()
-                    self._record(name, "succeeded", attempt, started_at, "")
-                    return output
-                except (QualityFailedError, *PERMANENT):
-                    raise
-                except Exception as exc:  # any other failure may be transient: retry with backoff
-                    if attempt >= b.step_attempts:
-                        raise
-                    wait = b.retry_backoff_seconds * 2 ** (attempt - 1)
-                    log.warning(
-                        "step %s attempt %d failed (%s); retrying in %.0f s", name, attempt, exc, wait
-                    )
-                    self.sleep(wait)
+            output = retry(
+                once,
+                what=f"step {name}",
+                deadline_seconds=math.inf,  # bounded by attempts, like Step Functions' Retry
+                max_attempts=b.step_attempts,
+                # A quality failure or a permanent error will not pass by waiting; anything else may.
+                retryable=lambda exc: not isinstance(exc, (QualityFailedError, *PERMANENT)),
+                backoff=Backoff(
+                    initial=max(b.retry_backoff_seconds, 1e-3), factor=2, maximum=math.inf, jitter=0
+                ),
+                reraise=True,
+                logger=log,
+                sleep=self.sleep,
+            )
+            self._record(name, "succeeded", attempt, started_at, "")
+            return output
         except Exception as exc:
             self._record(name, "failed", attempt, started_at, str(exc)[:1000])
             raise

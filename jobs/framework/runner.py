@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from coattail.errors import CoattailError
 from coattail.settings import Settings
 from jobs import metrics, quality
 from jobs.framework.detector import BaseDetector, DetectorResult, Rejected, convertible
@@ -44,6 +45,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobs.pipeline")
 _LISTENING: set[int] = set()  # Spark sessions that already have our listener
+
+
+class PipelineError(CoattailError):
+    """A streaming query failed; the message is its first line."""
 
 
 def checkpoint_root(settings: Settings) -> str:
@@ -214,10 +219,14 @@ class PipelineRunner:
 
     # -- running ------------------------------------------------------------------------------------
     def check(self) -> None:
-        """Raise the first failed query's error (one line is logged by the listener)."""
+        """Raise the first failed query's error as one line: the store's own when the router kept it
+        (Spark would only show its Py4J wrapper), else the query's first line."""
         for query in self.queries:
             if not query.isActive and query.exception() is not None:
-                raise RuntimeError(f"streaming query {query.name} failed: {query.exception()}")
+                if self.router.failure is not None:
+                    raise self.router.failure
+                first = str(query.exception()).strip().splitlines()[0]
+                raise PipelineError(f"streaming query {query.name} failed: {first}")
 
     def drain(self, max_rounds: int = 10) -> None:
         """Process everything available, including the no-data batches that close windows."""

@@ -154,3 +154,52 @@ def test_one_line_cause() -> None:
     assert one_line(OSError("first\nsecond")) == "OSError: first"
     assert one_line(KeyError()) == "KeyError"
     assert len(one_line(RuntimeError("x" * 1000))) < 220
+
+
+def test_max_attempts_gives_up_before_the_deadline() -> None:
+    t = FakeTime()
+    calls, fn = flaky(10, ConnectionError("refused"))
+    with pytest.raises(RetryExhaustedError, match=r"\(3 attempt\(s\)\): ConnectionError: refused"):
+        retry(
+            fn, what="svc", deadline_seconds=3600, max_attempts=3, retryable=lambda e: True,
+            backoff=Backoff(jitter=0), sleep=t.sleep, clock=t.clock,
+        )  # fmt: skip
+    assert len(calls) == 3
+    assert len(t.sleeps) == 2
+
+
+def test_a_wait_hint_replaces_the_backoff_delay_but_not_the_deadline() -> None:
+    t = FakeTime()
+    _, fn = flaky(2, TimeoutError("429"))
+    result = retry(
+        fn, what="rest", deadline_seconds=10, retryable=lambda e: True, wait_hint=lambda e: 7.0,
+        backoff=Backoff(jitter=0), sleep=t.sleep, clock=t.clock,
+    )  # fmt: skip
+    assert result == "ok"
+    assert t.sleeps == [7.0, 3.0]  # the second hint is cut to what the deadline leaves
+
+
+def test_retry_async_has_the_same_policy() -> None:
+    import asyncio
+
+    t = FakeTime()
+    calls: list[int] = []
+
+    async def fn() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionError("reset")
+        return "ok"
+
+    async def sleep(seconds: float) -> None:
+        t.sleep(seconds)
+
+    from coattail.retry import retry_async
+
+    result = asyncio.run(
+        retry_async(
+            fn, what="ws", deadline_seconds=60, retryable=lambda e: isinstance(e, ConnectionError),
+            backoff=Backoff(initial=1, jitter=0), sleep=sleep, clock=t.clock,
+        )
+    )  # fmt: skip
+    assert (result, len(calls), t.sleeps) == ("ok", 3, [1.0, 2.0])
