@@ -19,13 +19,15 @@ from typing import Any
 
 import orjson
 
+from coattail.contracts.types import UTC_TEXT_WIDTH
 from coattail.errors import CoattailError
-from coattail.hotstore import DONE, Position, time_key
+from coattail.hotstore import DONE, Position, stored_time, time_key
 
 MAX_CURSOR_CHARS = 4096
 MAX_ID_CHARS = 256
 _B64URL = re.compile(r"[A-Za-z0-9_-]+")
 _MAC_BYTES = 16
+_MS_FORM_WIDTH = UTC_TEXT_WIDTH - 3  # how times were written before microseconds everywhere
 
 
 class CursorError(CoattailError, ValueError):
@@ -98,14 +100,15 @@ def decode(key: bytes, query: str, token: str, stream_names: list[str]) -> Curso
         )
         if not ok:
             raise CursorError("holds an invalid position")
-    return CursorState(since=since, positions=positions)
+    return CursorState(since=stored_time(since), positions=positions)
 
 
 def is_time_key(text: str) -> bool:
-    """True for a fixed-width stored time key (``2026-01-02T03:04:05.678000Z``)."""
-    if len(text) != 27 or not text.endswith("Z") or not text.isascii():
+    """True for a stored time key: ``2026-01-02T03:04:05.678000Z``, or the older ``...05.678Z``."""
+    if len(text) not in (UTC_TEXT_WIDTH, _MS_FORM_WIDTH) or not text.endswith("Z") or not text.isascii():
         return False
     try:
-        return time_key(datetime.fromisoformat(text)) == text
+        key = time_key(datetime.fromisoformat(text))
     except (ValueError, OverflowError):
         return False
+    return key == text or key == text[:-1] + "000Z"

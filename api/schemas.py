@@ -20,7 +20,7 @@ class AlertOut(BaseModel):
     symbol: str
     exchange: str | None
     severity: SeverityName
-    detected_at: str = Field(description="UTC, ISO-8601 with milliseconds and Z")
+    detected_at: str = Field(description="UTC, ISO-8601 with microseconds and Z (27 characters)")
     message: str
     ttl_epoch: int
     details: dict[str, Any]

@@ -34,8 +34,11 @@ UNSTARTED_GRACE = 30.0  # seconds a subscription may exist before its response s
 
 
 def position(alert: dict[str, Any]) -> tuple[str, str]:
-    """Sort position of an alert as given out by the API: (fixed-width time key, alert id)."""
-    return time_key(datetime.fromisoformat(alert["detected_at"])), alert["alert_id"]
+    """Sort position of an alert as given out by the API: (fixed-width time key, alert id).
+
+    The API's ``detected_at`` is the store's sort key text already (``stored_time`` re-formats old items).
+    """
+    return alert["detected_at"], alert["alert_id"]
 
 
 def event_id(alert: dict[str, Any]) -> str:

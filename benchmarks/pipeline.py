@@ -27,6 +27,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from coattail.contracts.types import format_utc  # noqa: E402
+
 INSTRUMENTS = [
     ("binance", "BTC-USDT", 60_000),
     ("binance", "ETH-USDT", 3_000),
@@ -40,7 +43,7 @@ def event(i: int, ts: datetime, whale: bool = False) -> bytes:
     exchange, symbol, price = INSTRUMENTS[i % len(INSTRUMENTS)]
     qty = "5.00000000" if whale else f"0.{(i * 7919) % 9000 + 1000:04d}0000"
     quote = f"{price * float(qty):.8f}"
-    iso = ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+    iso = format_utc(ts)
     return (
         f'{{"event_id":"{uuid.uuid4()}","exchange":"{exchange}","symbol":"{symbol}","price":"{price}",'
         f'"quantity":"{qty}","quote_volume":"{quote}","side":"buy","timestamp":"{iso}",'
@@ -188,6 +191,9 @@ class RecordingHotStore:
         for a in alerts:
             self.written.setdefault(a.alert_id, (a.module_id, a.detected_at, now))
         return n
+
+    def __getattr__(self, name: str) -> Any:  # everything else (window points, close) is the real store's
+        return getattr(self.inner, name)
 
 
 def pct(values: list[float], q: float) -> float:

@@ -10,14 +10,9 @@ Spark-free and FastAPI-free: the pipeline, the API and the tests all import it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from coattail.contracts.types import format_utc
-
-
-def _fixed(t: datetime) -> str:
-    # Fixed width (microseconds), so that string order is time order in the store's sort key.
-    return t.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +49,7 @@ class WindowPoint:
     @property
     def key(self) -> str:
         """Sort key within a symbol: time first (fixed-width ISO), then module and series."""
-        return f"{_fixed(self.t)}#{self.module_id}#{self.series}"
+        return f"{format_utc(self.t)}#{self.module_id}#{self.series}"
 
     def as_json(self) -> dict[str, object]:
         return {

@@ -13,26 +13,32 @@ import hashlib
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 
 from coattail.contracts import TradeEvent
 from coattail.contracts.ids import NAMESPACE
 from coattail.contracts.spark import DECIMAL_SCALE
-from coattail.contracts.trade import EXCHANGE_PATTERN, FUTURE_MARGIN_SECONDS, SYMBOL_PATTERN
-from coattail.contracts.types import DECIMAL_MAX_INTEGER_DIGITS, TIMESTAMP_CEILING, TIMESTAMP_FLOOR
+from coattail.contracts.trade import EXCHANGE_PATTERN, FUTURE_MARGIN_SECONDS, SYMBOL_PATTERN, Side
+from coattail.contracts.types import (
+    DECIMAL_MAX_INTEGER_DIGITS,
+    TIMESTAMP_CEILING,
+    TIMESTAMP_FLOOR,
+    UTC_TEXT_WIDTH,
+    format_utc,
+)
+from coattail.errors import CoattailError
 
-Side = Literal["buy", "sell"]
 _SYMBOL_RE = re.compile(SYMBOL_PATTERN)
 _EXCHANGE_RE = re.compile(EXCHANGE_PATTERN)
 # The contract's timestamp window, as epoch ms and as canonical text (string order is time order).
 FLOOR_MS = int(TIMESTAMP_FLOOR.timestamp()) * 1000
 CEILING_MS = int(TIMESTAMP_CEILING.timestamp()) * 1000  # exclusive
-_FLOOR_ISO = TIMESTAMP_FLOOR.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-_CEILING_ISO = TIMESTAMP_CEILING.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+_FLOOR_ISO = format_utc(TIMESTAMP_FLOOR)
+_CEILING_ISO = format_utc(TIMESTAMP_CEILING)
 _MARGIN = timedelta(seconds=FUTURE_MARGIN_SECONDS)
-_CANONICAL_ISO = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}(?:[0-9]{3})?Z")
+_CANONICAL_ISO = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 _ISO_MAX_CHARS = 64
 # Exchanges send plain decimals. Bounded as text *before* Decimal sees it: ASCII digits only (Decimal
 # itself takes Arabic/full-width digits and "1_000"), no exponent (a 9-character "1E+999999" would
@@ -52,12 +58,12 @@ TRADE_ID_LIMIT = 2**63
 _CACHE_LIMIT = 4096  # per-key caches (event-id hashers, symbols) are cleared beyond this many keys
 
 
-class NormalizeError(ValueError):
+class NormalizeError(CoattailError, ValueError):
     """A raw message that claims to be a trade but cannot become a valid TradeEvent; says why in one line."""
 
 
 class Trade(NamedTuple):
-    """One normalised trade. Timestamps are already canonical ISO text (``format_utc`` form).
+    """One normalised trade. Timestamps are already canonical ISO text (``format_utc``: µs and ``Z``).
 
     A NamedTuple because it is built once per trade on the hot path (a frozen dataclass costs ~5x
     more to construct). ``event_id`` is derived on demand from exchange, symbol and ``trade_id``.
@@ -190,12 +196,15 @@ def check_trade_id(value: Any, field: str) -> int:
 
 
 # -- timestamps --------------------------------------------------------------------------------------
-MILLIS = tuple(f"{i:03d}Z" for i in range(1000))  # "000Z" .. "999Z"
+# format_utc's text for epoch ms is a per-second prefix plus one of these: "000000Z" .. "999000Z".
+MILLIS = tuple(f"{i:03d}000Z" for i in range(1000))
+_PREFIX_CHARS = UTC_TEXT_WIDTH - len(MILLIS[0])  # "YYYY-MM-DDTHH:MM:SS."
 
 
 class MillisFormatter:
-    """Epoch milliseconds -> ``YYYY-MM-DDTHH:MM:SS.mmmZ``; caches the per-second prefix (trades cluster).
+    """Epoch milliseconds -> ``format_utc`` text (``...SS.mmm000Z``); caches the per-second prefix.
 
+    Trades cluster in time, so the prefix (computed by ``format_utc`` itself) is reused.
     The value must lie in [FLOOR_MS, ``before``): ``before`` comes from FutureLimit (never above CEILING_MS).
     ``second``/``prefix`` are the cache, readable so a normaliser can inline the common case.
     """
@@ -213,7 +222,7 @@ class MillisFormatter:
             raise NormalizeError(_millis_problem(value, field))
         second = value // 1000
         if second != self.second:
-            self.prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+            self.prefix = format_utc(datetime.fromtimestamp(second, UTC))[:_PREFIX_CHARS]
             self.second = second
         return self.prefix + MILLIS[value - second * 1000]
 
@@ -222,7 +231,7 @@ def _millis_problem(value: int, field: str) -> str:
     if value < FLOOR_MS or value >= CEILING_MS:
         shown = str(value) if len(str(value)) <= 20 else f"{str(value)[:20]}..."
         return f"{field}: {shown} ms is outside [{_FLOOR_ISO}, {_CEILING_ISO})"
-    text = datetime.fromtimestamp(value / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    text = format_utc(datetime.fromtimestamp(value // 1000, UTC).replace(microsecond=value % 1000 * 1000))
     return f"{field}: {text} is more than {FUTURE_MARGIN_SECONDS} s after received_at"
 
 
@@ -231,8 +240,9 @@ class FutureLimit:
 
     Counting from the start of the received second makes the hot path at most 1 s stricter than the
     contract (``timestamp <= ingestion_timestamp + margin``) and lets the work be cached per second.
-    ``received_at`` must be canonical text (``now_iso``/``iso_timestamp`` output); it is validated
-    whenever its second changes. ``ms`` and ``iso`` are exclusive limits, never beyond the ceiling.
+    ``received_at`` must be canonical text (``now_iso``/``iso_timestamp`` output, microseconds: it
+    becomes the trade's ingestion_timestamp verbatim); it is validated whenever its second changes.
+    ``ms`` and ``iso`` are exclusive limits, never beyond the ceiling.
     """
 
     __slots__ = ("iso", "key", "ms")
@@ -245,7 +255,10 @@ class FutureLimit:
     def load(self, received_at: str) -> None:
         """Limits for ``received_at`` (callers skip this while ``received_at[:19] == key``)."""
         if type(received_at) is not str or _CANONICAL_ISO.fullmatch(received_at) is None:
-            raise NormalizeError(f"received_at: {str(received_at)[:40]!r} is not canonical ISO-8601 UTC")
+            raise NormalizeError(
+                f"received_at: {str(received_at)[:40]!r} is not canonical ISO-8601 UTC "
+                "(YYYY-MM-DDTHH:MM:SS.ffffffZ, as now_iso() writes)"
+            )
         if received_at < _FLOOR_ISO or received_at >= _CEILING_ISO:
             raise NormalizeError(f"received_at: {received_at} is outside [{_FLOOR_ISO}, {_CEILING_ISO})")
         try:
@@ -259,20 +272,22 @@ class FutureLimit:
 
 
 def iso_timestamp(value: Any, field: str, before: str = _CEILING_ISO) -> str:
-    """Canonical ISO text (ms, or µs when present; finer digits truncated) from an exchange ISO string.
+    """Canonical ISO text (``format_utc``: µs and ``Z``) from any ISO-8601 string with an offset.
+
+    Reads every precision (seconds, ms as we wrote it before, µs; finer digits truncated) and offsets.
 
     Refused: no offset, an offset that overflows, or outside [floor, ``before``) where ``before`` is
     canonical text (FutureLimit.iso; at most the contract's ceiling).
     """
     if type(value) is not str:
         raise NormalizeError(f"{field}: expected an ISO-8601 timestamp string")
-    if len(value) == 27 and value[26] == "Z" and value[19] == "." and value[10] == "T":
-        # Common exchange form "YYYY-MM-DDTHH:MM:SS.ffffffZ": validate, then canonicalise as text.
+    if len(value) == UTC_TEXT_WIDTH and value[26] == "Z" and value[19] == "." and value[10] == "T":
+        # Common exchange form "YYYY-MM-DDTHH:MM:SS.ffffffZ" is already canonical: only validate it.
         try:
             datetime.fromisoformat(value)
         except ValueError:
             raise NormalizeError(f"{field}: {value!r} is not an ISO-8601 timestamp") from None
-        text = value if value[23:26] != "000" else value[:23] + "Z"
+        text = value
     else:
         text = _parse_iso(value, field)
     if not _FLOOR_ISO <= text < before:
@@ -301,12 +316,9 @@ def _iso_problem(text: str, field: str) -> str:
     return f"{field}: {text} is more than {FUTURE_MARGIN_SECONDS} s after received_at"
 
 
-def format_iso(value: datetime) -> str:
-    """Same text as ``coattail.contracts.types.format_utc`` (kept inline: this is the hot path)."""
-    value = value.astimezone(UTC)
-    spec = "milliseconds" if value.microsecond % 1000 == 0 else "microseconds"
-    return value.isoformat(timespec=spec).replace("+00:00", "Z")
+# The connectors' name for the one formatter (the simulator and tests import it from here).
+format_iso = format_utc
 
 
 def now_iso() -> str:
-    return format_iso(datetime.now(UTC))
+    return format_utc(datetime.now(UTC))

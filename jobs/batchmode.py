@@ -30,7 +30,8 @@ def read_events(spark: SparkSession, path: Path) -> DataFrame:
     is_parquet = suffix == ".parquet" or (path.is_dir() and any(path.glob("*.parquet")))
     if is_parquet:  # typed columns back to the wire form, so one set of quality rules applies
         frame = spark.read.parquet(str(path))
-        value = F.to_json(F.struct(*[F.col(c) for c in frame.columns]))
+        # Spark's default JSON time format stops at milliseconds: write the contract's µs form.
+        value = F.to_json(F.struct(*[F.col(c) for c in frame.columns]), {"timestampFormat": quality.ISO_UTC})
     else:
         frame = spark.read.text(str(path))
         value = F.col("value")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from coattail.contracts import TradeEvent
 from coattail.contracts.spark import spark_schema
+from coattail.contracts.types import format_utc
 from coattail.settings import Settings
 
 if TYPE_CHECKING:
@@ -31,7 +32,8 @@ CORRUPT = "_corrupt_record"
 # Raw stream columns every source yields (Kafka and Kinesis alike).
 RAW_COLUMNS = ("value", "source_ts", "source_pos")
 TIME_FIELDS = ("timestamp", "ingestion_timestamp")
-ISO_MS = "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"  # the pipeline's session time zone is UTC
+# format_utc's form in Spark's pattern language (the pipeline's session time zone is UTC).
+ISO_UTC = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'"
 
 
 def arrival() -> Column:
@@ -74,7 +76,7 @@ def _time_window_checks(settings: Settings) -> list[tuple[Column, Column]]:
     from pyspark.sql import functions as F
 
     q, t = settings.quality, F.col("t")
-    floor = q.min_timestamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    floor = format_utc(q.min_timestamp)
     checks: list[tuple[Column, Column]] = []
     for name in TIME_FIELDS:
         ahead = F.unix_micros(t[name]) - F.unix_micros(arrival())  # longs: no overflow past year 9999
@@ -85,7 +87,7 @@ def _time_window_checks(settings: Settings) -> list[tuple[Column, Column]]:
                     F.lit(f"invalid: {name} "),
                     _sent(name),
                     F.lit(f" is more than {q.max_future_seconds}s in the future of arrival "),
-                    F.date_format(arrival(), ISO_MS),
+                    F.date_format(arrival(), ISO_UTC),
                 ),
             ),
             (

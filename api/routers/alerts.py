@@ -14,7 +14,7 @@ from api.errors import ERROR_RESPONSES, InvalidParameterError, Problem
 from api.paging import page_async
 from api.params import SinceQuery, SymbolQuery, TypeQuery, parse_since
 from api.schemas import AlertOut, AlertPage
-from coattail.hotstore import display_time, streams_for, time_key
+from coattail.hotstore import streams_for, time_key
 from coattail.settings import Settings
 
 JSON = "application/json"
@@ -77,7 +77,7 @@ def build_router(settings: Settings) -> APIRouter:
             "items": page.items,
             "count": len(page.items),
             "next": next_token,
-            "since": display_time(since_key),
+            "since": since_key,
         }
         return Response(orjson.dumps(body), media_type=JSON)
 

@@ -22,7 +22,7 @@ from api.modules import ModuleView
 from api.params import SinceQuery, parse_since
 from api.schemas import SymbolMetrics
 from coattail.contracts.trade import SYMBOL_PATTERN
-from coattail.hotstore import SYMBOL_INDEX, AlertReader, StreamSpec, display_time, time_key
+from coattail.hotstore import SYMBOL_INDEX, AlertReader, StreamSpec, time_key
 from coattail.hotstore.windows import WindowStore
 
 MAX_ALERTS = 2000  # per request; beyond it the count is a lower bound ("complete": false)
@@ -93,9 +93,9 @@ def symbol_metrics(
             series.setdefault((point.module_id, point.series), []).append(point.as_json())
     return {
         "symbol": symbol,
-        "since": display_time(time_key(since)),
-        "generated_at": display_time(time_key(now)),
-        "window_since": display_time(time_key(window_since)),
+        "since": time_key(since),
+        "generated_at": time_key(now),
+        "window_since": time_key(window_since),
         "anomaly_count": total,
         "counts_by_type": dict(by_type),
         "counts_by_severity": dict(by_severity),

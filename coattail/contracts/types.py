@@ -79,6 +79,9 @@ def check_decimal_bounds(value: Decimal) -> Decimal:
 def parse_utc(value: Any) -> datetime:
     """UTC datetime from an aware datetime or an ISO-8601 string with an explicit offset or ``Z``.
 
+    Any precision is read (seconds, the older millisecond form, microseconds; finer digits are
+    truncated), so data written before the one fixed format still loads.
+
     Refused with a ValueError (never an OverflowError): no offset, outside
     [TIMESTAMP_FLOOR, TIMESTAMP_CEILING), or an offset that moves the time out of Python's range.
     """
@@ -109,11 +112,17 @@ def check_utc_window(value: datetime) -> datetime:
     return value
 
 
+# The one text form of every instant we write: "YYYY-MM-DDTHH:MM:SS.ffffffZ". Microseconds because
+# Coinbase and Spark's timestamp type carry them; one fixed width, so string order is time order
+# (DynamoDB sort keys, file names and lexical comparisons rely on it).
+UTC_TEXT_WIDTH = 27
+
+
 def format_utc(value: datetime) -> str:
-    """ISO-8601 in UTC with milliseconds and a ``Z`` suffix (microseconds kept when present)."""
-    value = value.astimezone(UTC)
-    spec = "milliseconds" if value.microsecond % 1000 == 0 else "microseconds"
-    return value.isoformat(timespec=spec).replace("+00:00", "Z")
+    """ISO-8601 in UTC with microseconds and ``Z``, always UTC_TEXT_WIDTH characters (years 1-9999)."""
+    # Hot path (connectors' received_at): skip the conversion when already UTC; drop "+00:00" by slicing.
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def format_decimal(value: Decimal) -> str:

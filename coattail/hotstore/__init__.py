@@ -5,7 +5,7 @@ cursors; ``interface``: the typed seam (:class:`AlertWriter`, :class:`AlertReade
 ``memory``: the implementations.
 """
 
-from coattail.hotstore.codec import Item, alert_to_item, display_time, item_to_alert, item_to_json, time_key
+from coattail.hotstore.codec import Item, alert_to_item, item_to_alert, item_to_json, stored_time, time_key
 from coattail.hotstore.dynamodb import DynamoAlertStore, ensure_table, make_client
 from coattail.hotstore.interface import AlertReader, AlertStore, AlertWriter, StoreUnavailableError
 from coattail.hotstore.memory import MemoryAlertStore
@@ -47,11 +47,11 @@ __all__ = [
     "StreamSpec",
     "TableSpec",
     "alert_to_item",
-    "display_time",
     "ensure_table",
     "item_to_alert",
     "item_to_json",
     "make_client",
+    "stored_time",
     "stream_for_symbol",
     "stream_for_type",
     "streams_for",

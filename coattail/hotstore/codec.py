@@ -3,35 +3,35 @@
 Items use the low-level attribute format (``{"S": ...}``) because it is what queries return and it
 avoids a Decimal round trip for every number; the in-memory store keeps the same items.
 
-``detected_at`` is stored as fixed-width ISO-8601 with microseconds and ``Z`` (27 characters, see
-:func:`time_key`): DynamoDB orders the sort key as a string, and the contract's serialisation drops
-to milliseconds when the microseconds are zero, so ``...00.123Z`` would sort after ``...00.123456Z``.
-Readers get the contract form back through :func:`item_to_json`.
+``detected_at`` is the contract's own text (``format_utc``: fixed-width ISO-8601 with microseconds
+and ``Z``, 27 characters): DynamoDB orders the sort key as a string, and one fixed width makes that
+order time order. Items of the older millisecond form (``...00.123Z``, never written as sort keys, but
+possible in hand-made or migrated items) are still read: :func:`item_to_json` re-formats them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from coattail.contracts import Alert
+from coattail.contracts.types import UTC_TEXT_WIDTH, format_utc
 
 Item = dict[str, Any]  # a low-level item: {"alert_id": {"S": "..."}, ...}
 
 
-def time_key(value: datetime) -> str:
-    """Fixed-width sort key text for a UTC instant: ``2026-01-02T03:04:05.678000Z``."""
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+# The sort key of an instant is its contract text: one formatter for both.
+time_key = format_utc
 
 
-def display_time(key: str) -> str:
-    """Contract form of a stored time key: milliseconds unless the microseconds matter."""
-    if len(key) == 27 and key.endswith("000Z"):
-        return key[:23] + "Z"
-    return key
+def stored_time(text: str) -> str:
+    """A stored time in the one fixed form; older forms (milliseconds, an offset) are re-formatted."""
+    if len(text) == UTC_TEXT_WIDTH and text[-1] == "Z":
+        return text
+    return format_utc(datetime.fromisoformat(text))
 
 
 def alert_to_item(alert: Alert) -> Item:
@@ -70,7 +70,7 @@ def item_to_json(item: Mapping[str, Any]) -> dict[str, Any]:
         "symbol": item["symbol"]["S"],
         "exchange": exchange.get("S") if exchange else None,
         "severity": item["severity"]["S"],
-        "detected_at": display_time(item["detected_at"]["S"]),
+        "detected_at": stored_time(item["detected_at"]["S"]),
         "message": item["message"]["S"],
         "ttl_epoch": int(item["ttl_epoch"]["N"]),
         "details": orjson.loads(item["details"]["S"]) if "details" in item else {},

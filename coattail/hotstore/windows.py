@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from coattail.contracts.types import format_utc
 from coattail.hotstore.codec import Item
 from coattail.panels import WindowPoint
 
@@ -80,10 +81,6 @@ def _items(points: Iterable[WindowPoint], ttl: timedelta, now: datetime) -> list
     return list(unique.values())
 
 
-def _since_key(since: datetime) -> str:
-    return since.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-
-
 class DynamoWindowStore:
     """Points in the alerts table on DynamoDB, written and read through the alert store's client.
 
@@ -105,7 +102,7 @@ class DynamoWindowStore:
             "FilterExpression": "ttl_epoch > :now",
             "ExpressionAttributeValues": {
                 ":p": {"S": partition(symbol)},
-                ":since": {"S": _since_key(since)},
+                ":since": {"S": format_utc(since)},
                 ":now": {"N": str(int(now.timestamp()))},
             },
         }
@@ -132,7 +129,7 @@ class MemoryWindowStore:
         return len(items)
 
     def points(self, symbol: str, since: datetime, now: datetime) -> list[WindowPoint]:
-        key, since_key, now_epoch = partition(symbol), _since_key(since), int(now.timestamp())
+        key, since_key, now_epoch = partition(symbol), format_utc(since), int(now.timestamp())
         return [
             item_to_point(item)
             for (p, sk), item in sorted(self._items.items())

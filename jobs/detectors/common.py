@@ -13,6 +13,7 @@ def from_us(value: int) -> datetime:
 
 
 def iso(value: datetime) -> str:
+    """Times in alert details: the one fixed form (``format_utc``)."""
     return format_utc(value)
 
 

@@ -89,7 +89,7 @@ def test_filters_ordering_limits_and_cursor_walks(live: LiveServer, store: Dynam
         assert {a["alert_id"] for a in recent["items"]} == {
             a.alert_id for a in alerts if a.detected_at >= now - timedelta(hours=2)
         }
-        # The item is the Alert contract, detected_at with milliseconds and Z.
+        # The item is the Alert contract, detected_at with microseconds and Z (27 characters).
         item = client.get(f"/alerts/{alerts[0].alert_id}").json()
         assert item == alerts[0].model_dump(mode="json")
 

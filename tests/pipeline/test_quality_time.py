@@ -51,26 +51,26 @@ CASES: list[tuple[str, str, str | None]] = [
     (
         "just beyond the margin",
         _with(301, "beyond"),
-        "invalid: timestamp 2026-01-05T12:05:01.000Z is more than 300s in the future of arrival "
-        "2026-01-05T12:00:00.000Z",
+        "invalid: timestamp 2026-01-05T12:05:01.000000Z is more than 300s in the future of arrival "
+        "2026-01-05T12:00:00.000000Z",
     ),
     (
         "year 9999",
         _with(0, "y9999", timestamp="9999-12-31T23:59:59Z"),
         "invalid: timestamp 9999-12-31T23:59:59Z is more than 300s in the future of arrival "
-        "2026-01-05T12:00:00.000Z",
+        "2026-01-05T12:00:00.000000Z",
     ),
     (
         "year 9999 with an offset",
         _with(0, "y9999-off", timestamp="9999-12-31T23:59:59-05:00"),
         "invalid: timestamp 9999-12-31T23:59:59-05:00 is more than 300s in the future of arrival "
-        "2026-01-05T12:00:00.000Z",
+        "2026-01-05T12:00:00.000000Z",
     ),
     (
         "year 2100",
         _with(0, "y2100", timestamp="2100-01-01T00:00:00.000Z"),
         "invalid: timestamp 2100-01-01T00:00:00.000Z is more than 300s in the future of arrival "
-        "2026-01-05T12:00:00.000Z",
+        "2026-01-05T12:00:00.000000Z",
     ),
     (
         "epoch milliseconds read as seconds (year 58,970)",
@@ -90,13 +90,13 @@ CASES: list[tuple[str, str, str | None]] = [
     (
         "before the floor",
         _with(0, "old", timestamp="2008-12-31T23:59:59.000Z"),
-        "invalid: timestamp 2008-12-31T23:59:59.000Z is before 2009-01-03T00:00:00Z",
+        "invalid: timestamp 2008-12-31T23:59:59.000Z is before 2009-01-03T00:00:00.000000Z",
     ),
     (
         "ingestion time in year 9999",
         _with(0, "ingest-9999", ingestion_timestamp="9999-12-31T23:59:59Z"),
         "invalid: ingestion_timestamp 9999-12-31T23:59:59Z is more than 300s in the future of arrival "
-        "2026-01-05T12:00:00.000Z",
+        "2026-01-05T12:00:00.000000Z",
     ),
     (
         "ingestion time as a number",
@@ -153,7 +153,7 @@ def test_the_window_is_configurable(spark: Any) -> None:
     )
     assert [r["dq_reason"] for r in rows] == [
         None,
-        "invalid: timestamp 2012-01-01T00:00:00Z is before 2015-01-01T00:00:00Z",
+        "invalid: timestamp 2012-01-01T00:00:00Z is before 2015-01-01T00:00:00.000000Z",
     ]
 
 
