@@ -27,7 +27,7 @@ DAY = datetime(2026, 1, 5, tzinfo=UTC)
 
 def fetch_only(url: str, count: int) -> float:
     """Rows/s of paging the history with the same client and no processing: the ceiling."""
-    from jobs.batch.binance_rest import AggTradesClient
+    from connectors.binance import BinanceRest as AggTradesClient
 
     client = AggTradesClient(url, weight_budget=6000)
     started, rows, next_id = time.perf_counter(), 0, 1_000_000
@@ -51,8 +51,8 @@ def main() -> None:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
     from coattail.settings import load_settings
+    from connectors.binance import BinanceRest as AggTradesClient
     from jobs.batch.backfill import backfill
-    from jobs.batch.binance_rest import AggTradesClient
     from jobs.batch.reprocess import reprocess
     from jobs.batch.spark import batch_session
     from jobs.sinks.iceberg import qualified

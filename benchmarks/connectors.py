@@ -34,7 +34,7 @@ from connectors.trade import Trade
 
 # After every simulated trade (the simulation starts 2026-01-05): a trade received before it happened
 # is refused (FUTURE_MARGIN_SECONDS).
-RECEIVED = "2026-03-01T00:00:00.000Z"
+RECEIVED = "2026-03-01T00:00:00.000000Z"
 
 
 def best_rates(fns: list[Callable[[], int]], repeat: int = 5) -> list[float]:

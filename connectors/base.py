@@ -1,4 +1,4 @@
-"""BaseConnector (seed ADR-008): one WebSocket per exchange, reconnect with backoff, REST gap fill.
+"""BaseConnector (seed ADR-008): WebSocket connection(s) per exchange, reconnect with backoff, REST gap fill.
 
 Exchange classes supply the quirks (URL, subscribe message, message handling, REST gap fill); this
 class owns the loop that makes "no gaps after reconnects" true: it remembers the last trade id per
@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import math
 import random
 import time
 from abc import ABC, abstractmethod
@@ -18,15 +20,17 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection
 
 from coattail.contracts import TradeEvent
-from coattail.settings.models import ConnectorSettings, ReconnectSettings
+from coattail.retry import Backoff, one_line, retry_async
+from coattail.settings.models import ReconnectSettings
 from connectors.metrics import Metrics
 from connectors.rawlines import dead_letter_reason
+from connectors.rest import BannedError, RestClient, RestError
+from connectors.spec import ExchangeSettings
 from connectors.trade import NormalizeError, Trade, now_iso
 
 log = logging.getLogger("connectors")
@@ -87,54 +91,76 @@ class RecentIds:
         return True
 
 
-class Backoff:
-    """Exponential backoff with multiplicative jitter, capped."""
-
-    def __init__(self, settings: ReconnectSettings, rng: random.Random | None = None) -> None:
-        self._s = settings
-        self._rng = rng or random.Random()
-        self.attempt = 0
-
-    def next_delay(self) -> float:
-        base = min(self._s.max_backoff_seconds, self._s.initial_backoff_seconds * 2**self.attempt)
-        self.attempt += 1
-        return float(base * (1 + self._rng.uniform(-self._s.jitter, self._s.jitter)))
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-
 class ReconnectNow(Exception):  # noqa: N818 - a signal, not an error
     """Raised inside the read loop to reconnect at once (serverShutdown, planned 24 h rotation)."""
 
 
+class SessionFailedError(Exception):
+    """A connection failed before it delivered anything: the next attempt backs off further."""
+
+
+class _GapFillFailedError(Exception):
+    pass
+
+
+def reconnect_backoff(settings: ReconnectSettings) -> Backoff:
+    """``reconnect.*`` as the retry helper's Backoff: initial delay doubling up to the cap, jittered."""
+    initial = settings.initial_backoff_seconds
+    return Backoff(
+        initial=initial, factor=2, maximum=max(settings.max_backoff_seconds, initial), jitter=settings.jitter
+    )
+
+
+GAP_FILL_ATTEMPTS = 3
+GAP_FILL_BACKOFF = Backoff(initial=0.5, factor=2, maximum=2, jitter=0)
+
+
+class Link:
+    """One WebSocket connection of a connector and the symbols it carries (its own reconnects)."""
+
+    def __init__(self, index: int, symbols: list[str]) -> None:
+        self.index = index
+        self.symbols = symbols
+        self.ws: ClientConnection | None = None
+        self.last_message = time.monotonic()
+        self.connections = 0
+        self.received = False  # in the current session: a live session resets the backoff
+
+
 class BaseConnector(ABC):
-    """ADR-008 interface: ``connect``, ``normalize``, ``health_check``, ``shutdown``, ``async stream``."""
+    """ADR-008 interface: ``connect``, ``normalize``, ``health_check``, ``shutdown``, ``async stream``.
+
+    The symbols may be spread over several connections (``partition``, e.g. Binance's stream limit);
+    each link reconnects and fills its own symbols' gaps, while the recent-id set and the last id per
+    symbol are shared, so every trade is emitted once whichever connection or REST page carried it.
+    """
 
     name: str = ""
 
     def __init__(
         self,
-        settings: ConnectorSettings,
+        settings: ExchangeSettings,
         reconnect: ReconnectSettings,
         symbols: list[str],
         *,
         metrics: Metrics | None = None,
         dedupe_size: int = 100_000,
         gap_fill_max_trades: int = 100_000,
+        rest: RestClient | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
         self.symbols = list(symbols)
         self.metrics = metrics or Metrics()
-        self._backoff = Backoff(reconnect)
+        self.rest = rest
+        self._backoff = reconnect_backoff(reconnect)
+        self._rng = rng or random.Random()
         self._recent = RecentIds(dedupe_size)
         self._gap_fill_max = gap_fill_max_trades
         self._last_ids: dict[str, int] = {}  # symbol -> last exchange trade id seen
-        self._last_message = time.monotonic()
         self._stopping = asyncio.Event()
-        self._ws: ClientConnection | None = None
-        self._connections = 0
-        self._closing: asyncio.Future[None] | None = None
+        self._closing: list[asyncio.Future[None]] = []
+        self.links = [Link(i, part) for i, part in enumerate(self.partition(self.symbols))]
         self._m_received = self.metrics.received.labels(self.name)
         self._m_normalised = self.metrics.normalised.labels(self.name)
         self._m_duplicates = self.metrics.duplicates.labels(self.name)
@@ -142,11 +168,19 @@ class BaseConnector(ABC):
         self._m_ignored = self.metrics.ignored.labels(self.name)
 
     # -- exchange hooks --------------------------------------------------------------------------
-    @abstractmethod
-    def ws_url(self) -> str: ...
+    def partition(self, symbols: list[str]) -> list[list[str]]:
+        """The symbols of each connection (one connection unless the exchange limits them)."""
+        return [symbols]
 
     @abstractmethod
-    async def subscribe(self, ws: ClientConnection) -> None: ...
+    def make_rest(self) -> RestClient:
+        """The exchange's REST client (its rate-limit rules) for the gap fill."""
+
+    @abstractmethod
+    def ws_url(self, symbols: list[str]) -> str: ...
+
+    @abstractmethod
+    async def subscribe(self, ws: ClientConnection, symbols: list[str]) -> None: ...
 
     @abstractmethod
     def handle(self, message: Any, received_at: str) -> list[Trade]:
@@ -156,29 +190,29 @@ class BaseConnector(ABC):
         """
 
     @abstractmethod
-    async def fetch_since(
-        self, http: httpx.AsyncClient, symbol: str, last_id: int, limit: int
-    ) -> list[Trade]:
+    async def fetch_since(self, rest: RestClient, symbol: str, last_id: int, limit: int) -> list[Trade]:
         """Trades of ``symbol`` with exchange id > ``last_id`` from REST, oldest first, at most ``limit``."""
 
     @abstractmethod
-    async def latest_id(self, http: httpx.AsyncClient, symbol: str) -> int | None:
+    async def latest_id(self, rest: RestClient, symbol: str) -> int | None:
         """Id of the newest trade of ``symbol`` on REST (None if there is none)."""
 
     @abstractmethod
     def sequence(self, trade: Trade) -> int | None:
         """Numeric exchange id of a trade (for gap tracking), None if the id is not numeric."""
 
-    async def prepare(self, http: httpx.AsyncClient) -> None:  # noqa: B027 - optional hook
+    async def prepare(self, rest: RestClient) -> None:  # noqa: B027 - optional hook
         """One-off set-up before the first connection (e.g. Binance exchangeInfo)."""
 
     # -- ADR-008 interface -----------------------------------------------------------------------
-    async def connect(self) -> ClientConnection:
-        """Open the WebSocket and subscribe."""
+    async def connect(self, link: Link | None = None) -> ClientConnection:
+        """Open the WebSocket (of ``link``, the first by default) and subscribe."""
+        symbols = (link or self.links[0]).symbols
         ws = await websockets.connect(
-            self.ws_url(), open_timeout=15, ping_interval=20, ping_timeout=20, max_size=2**23, max_queue=64
-        )
-        await self.subscribe(ws)
+            self.ws_url(symbols), open_timeout=15, ping_interval=20, ping_timeout=20, max_size=2**23,
+            max_queue=64,
+        )  # fmt: skip
+        await self.subscribe(ws, symbols)
         return ws
 
     def normalize(self, raw: dict[str, Any]) -> list[TradeEvent]:
@@ -191,74 +225,112 @@ class BaseConnector(ABC):
         return []
 
     def health_check(self) -> bool:
-        """True while connected and a message (trade or heartbeat) arrived within stale_after_seconds."""
-        fresh = time.monotonic() - self._last_message < self.settings.stale_after_seconds
-        return self._ws is not None and fresh and not self._stopping.is_set()
+        """True while every connection is up and got a message (trade or heartbeat) within
+        stale_after_seconds."""
+        if self._stopping.is_set():
+            return False
+        now, stale = time.monotonic(), self.settings.stale_after_seconds
+        return all(link.ws is not None and now - link.last_message < stale for link in self.links)
 
     def shutdown(self) -> None:
-        """Stop streaming: the loop leaves at the next message or timeout and closes the socket."""
+        """Stop streaming: the loops leave at the next message or timeout and close their sockets."""
         self._stopping.set()
-        if self._ws is not None:
-            self._closing = asyncio.ensure_future(self._ws.close())
+        self._closing = [asyncio.ensure_future(link.ws.close()) for link in self.links if link.ws is not None]
 
     async def stream(self, queue: asyncio.Queue[Item]) -> None:
         """Stream trades (and dead letters) into ``queue`` until ``shutdown``; reconnect on failures."""
-        async with httpx.AsyncClient(base_url=self.settings.rest_url, timeout=15) as http:
-            await self._prepare_safely(http)
-            while not self._stopping.is_set():
-                planned = await self._session(queue, http)
-                if self._stopping.is_set():
-                    break
-                if planned:
-                    continue  # rotation or serverShutdown: reconnect at once
-                delay = self._backoff.next_delay()
-                log.info("reconnecting", extra={"exchange": self.name, "delay_s": round(delay, 3)})
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
-        self.metrics.connected.labels(self.name).set(0)
+        rest = self.rest = self.rest or self.make_rest()
+        try:
+            await self._prepare_safely(rest)
+            links = [
+                asyncio.create_task(self._run_link(link, queue, rest), name=f"{self.name}-link-{link.index}")
+                for link in self.links
+            ]
+            try:
+                await asyncio.gather(*links)
+            finally:
+                for task in links:  # one link failing (a bug) must not leave the others running
+                    task.cancel()
+        finally:
+            await rest.aclose()
+            self.metrics.connected.labels(self.name).set(0)
 
     # -- internals -------------------------------------------------------------------------------
-    async def _prepare_safely(self, http: httpx.AsyncClient) -> None:
+    async def _prepare_safely(self, rest: RestClient) -> None:
         try:
-            await self.prepare(http)
-        except (httpx.HTTPError, ValueError) as exc:
+            await self.prepare(rest)
+        except (RestError, ValueError) as exc:
             log.warning(
                 "prepare failed, using bundled data", extra={"exchange": self.name, "error": str(exc)}
             )
 
-    async def _session(self, queue: asyncio.Queue[Item], http: httpx.AsyncClient) -> bool:
-        """One connection's life; True when it ended by plan (reconnect at once), False on failure."""
+    async def _run_link(self, link: Link, queue: asyncio.Queue[Item], rest: RestClient) -> None:
+        """Reconnect ``link`` until shutdown: at once after a planned end, with backoff after failures
+        (the backoff starts over once a connection delivered messages)."""
+        while not self._stopping.is_set():
+            outcome = await retry_async(
+                lambda: self._session(link, queue, rest),
+                what=f"{self.name} connection {link.index + 1}/{len(self.links)}",
+                deadline_seconds=math.inf,  # a connector never gives up; the pod's health says so
+                retryable=lambda exc: isinstance(exc, SessionFailedError),
+                backoff=self._backoff,
+                sleep=self._wait_unless_stopping,
+                logger=log,
+                rng=self._rng,
+            )
+            if outcome == "lost":  # after a live stretch: the first step of a fresh backoff
+                delay = self._backoff.delay(0, self._rng)
+                log.info("reconnecting", extra={"exchange": self.name, "delay_s": round(delay, 3)})
+                await self._wait_unless_stopping(delay)
+
+    async def _wait_unless_stopping(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    def _set_connected(self) -> None:
+        self.metrics.connected.labels(self.name).set(sum(link.ws is not None for link in self.links))
+
+    async def _session(self, link: Link, queue: asyncio.Queue[Item], rest: RestClient) -> str:
+        """One connection's life: "planned" (reconnect at once), "lost" after a live stretch, "stopped";
+        raises SessionFailedError when it failed before delivering anything."""
+        if self._stopping.is_set():
+            return "stopped"
         try:
-            ws = await self.connect()
+            ws = await self.connect(link)
         except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
-            log.warning("connect failed", extra={"exchange": self.name, "error": str(exc)})
-            return False
-        self._ws = ws
-        self._last_message = time.monotonic()
-        self.metrics.connected.labels(self.name).set(1)
-        if self._connections:
+            raise SessionFailedError(f"connect failed: {one_line(exc)}") from exc
+        link.ws, link.received = ws, False
+        link.last_message = time.monotonic()
+        self._set_connected()
+        if link.connections:
             self.metrics.reconnects.labels(self.name).inc()
-        self._connections += 1
-        log.info("connected", extra={"exchange": self.name, "url": self.ws_url(), "symbols": self.symbols})
+        link.connections += 1
+        log.info(
+            "connected",
+            extra={"exchange": self.name, "url": self.ws_url(link.symbols), "symbols": link.symbols},
+        )
         try:
-            await self._fill_gaps(queue, http)
-            await self._seed_last_ids(http)
-            await self._read(ws, queue)
-            return False
+            await self._fill_gaps(link, queue, rest)
+            await self._seed_last_ids(link, rest)
+            await self._read(link, ws, queue)
+            return "stopped"
         except ReconnectNow as why:
             log.info("planned reconnect", extra={"exchange": self.name, "reason": str(why)})
-            return True
+            return "planned"
         except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
-            if not self._stopping.is_set():
-                log.warning("connection lost", extra={"exchange": self.name, "error": str(exc)})
-            return False
+            if self._stopping.is_set():
+                return "stopped"
+            log.warning("connection lost", extra={"exchange": self.name, "error": str(exc)})
+            if link.received:
+                return "lost"
+            raise SessionFailedError(f"connection lost: {one_line(exc)}") from exc
         finally:
-            self._ws = None
-            self.metrics.connected.labels(self.name).set(0)
+            link.ws = None
+            self._set_connected()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(ws.close(), 5)
 
-    async def _read(self, ws: ClientConnection, queue: asyncio.Queue[Item]) -> None:
+    async def _read(self, link: Link, ws: ClientConnection, queue: asyncio.Queue[Item]) -> None:
         stale = self.settings.stale_after_seconds
         rotate_at = time.monotonic() + self.settings.reconnect_after_hours * 3600
         while not self._stopping.is_set():
@@ -266,10 +338,10 @@ class BaseConnector(ABC):
                 raw = await asyncio.wait_for(ws.recv(), stale)
             except TimeoutError:
                 raise TimeoutError(f"no message for {stale} s") from None
-            self._last_message = time.monotonic()
-            self._backoff.reset()
+            link.last_message = time.monotonic()
+            link.received = True
             await self._on_raw(raw, queue)
-            if self._last_message > rotate_at:
+            if link.last_message > rotate_at:
                 raise ReconnectNow(f"connection older than {self.settings.reconnect_after_hours} h")
 
     async def _on_raw(self, raw: str | bytes, queue: asyncio.Queue[Item]) -> None:
@@ -313,18 +385,19 @@ class BaseConnector(ABC):
         self._m_dead.inc()
         await queue.put(DeadLetter.of(self.name, reason, raw, received_at))
 
-    async def _seed_last_ids(self, http: httpx.AsyncClient) -> None:
-        """Remember the newest REST trade id of symbols not seen yet (asked *after* subscribing).
+    async def _seed_last_ids(self, link: Link, rest: RestClient) -> None:
+        """Remember the newest REST trade id of the link's symbols not seen yet (asked *after*
+        subscribing).
 
         Without it, a symbol that has not traded since start-up would have no id to fill a gap from,
         and trades it made while we were disconnected would be lost.
         """
-        for symbol in self.symbols:
+        for symbol in link.symbols:
             if symbol in self._last_ids:
                 continue
             try:
-                latest = await self.latest_id(http, symbol)
-            except (httpx.HTTPError, ValueError, NormalizeError) as exc:
+                latest = await self.latest_id(rest, symbol)
+            except (RestError, ValueError, NormalizeError) as exc:
                 log.warning(
                     "latest id unknown", extra={"exchange": self.name, "symbol": symbol, "error": str(exc)}
                 )
@@ -332,25 +405,31 @@ class BaseConnector(ABC):
             if latest is not None:
                 self._last_ids.setdefault(symbol, latest)
 
-    async def _fill_gaps(self, queue: asyncio.Queue[Item], http: httpx.AsyncClient) -> None:
-        """After a reconnect, fetch from REST every trade after the last one seen, per symbol."""
-        for symbol, last_id in list(self._last_ids.items()):
-            for attempt in range(3):
-                try:
-                    trades = await self.fetch_since(http, symbol, last_id, self._gap_fill_max)
-                    break
-                except (httpx.HTTPError, ValueError, NormalizeError) as exc:
-                    log.warning(
-                        "gap fill failed",
-                        extra={
-                            "exchange": self.name,
-                            "symbol": symbol,
-                            "attempt": attempt + 1,
-                            "error": str(exc),
-                        },
-                    )
-                    await asyncio.sleep(0.5 * 2**attempt)
-            else:
+    async def _fill_gaps(self, link: Link, queue: asyncio.Queue[Item], rest: RestClient) -> None:
+        """After a reconnect, fetch from REST every trade of the link's symbols after the last one seen."""
+        for symbol in link.symbols:
+            last_id = self._last_ids.get(symbol)
+            if last_id is None:
+                continue
+            try:
+                trades = await retry_async(
+                    functools.partial(self.fetch_since, rest, symbol, last_id, self._gap_fill_max),
+                    what=f"{self.name} gap fill of {symbol}",
+                    deadline_seconds=math.inf,
+                    max_attempts=GAP_FILL_ATTEMPTS,
+                    # A ban is not retried: the rules refuse to send until it is over.
+                    retryable=lambda exc: (
+                        isinstance(exc, RestError | ValueError | NormalizeError)
+                        and not isinstance(exc, BannedError)
+                    ),
+                    backoff=GAP_FILL_BACKOFF,
+                    give_up=_GapFillFailedError,
+                    logger=log,
+                )
+            except (_GapFillFailedError, BannedError) as exc:
+                log.warning(
+                    "gap fill failed", extra={"exchange": self.name, "symbol": symbol, "error": str(exc)}
+                )
                 self.metrics.gap_fill_failures.labels(self.name).inc()
                 continue
             filled = 0

@@ -8,7 +8,7 @@ failed ones are resent, with exponential backoff; after ``max_attempts`` the wri
 from __future__ import annotations
 
 import logging
-import random
+import math
 import threading
 import time
 from collections.abc import Iterable
@@ -19,6 +19,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from coattail.retry import Backoff, retry
 from coattail.settings import ConfigError, Settings
 from connectors.base import DeadLetter, Item
 from connectors.metrics import Metrics
@@ -36,6 +37,14 @@ class _Batch:
     records: list[tuple[bytes, str, str]] = field(default_factory=list)  # data, partition key, exchange
     size: int = 0
     since: float = 0.0
+
+
+class _SomeFailedError(Exception):
+    """Some records of a put_records call failed: they are resent."""
+
+
+class _GaveUpError(Exception):
+    pass
 
 
 class KinesisWriter(StreamWriter):
@@ -130,41 +139,64 @@ class KinesisWriter(StreamWriter):
     def _send(self, batch: _Batch) -> None:
         pending = batch.records
         batch.records, batch.size = [], 0
-        attempt = 0
-        while pending:
-            attempt += 1
-            started = time.monotonic()
-            entries = [{"Data": data, "PartitionKey": key} for data, key, _ in pending]
-            try:
-                self.calls += 1
-                results = self.client.put_records(StreamName=batch.stream, Records=entries)["Records"]
-            except (ClientError, BotoCoreError) as exc:
-                failed, reason = pending, str(exc)  # the whole call failed: all of it is retried
-            else:
-                elapsed = time.monotonic() - started
-                failed = []
-                reason = ""
-                for record, result in zip(pending, results, strict=True):
-                    if "ErrorCode" in result:
-                        failed.append(record)
-                        reason = f"{result['ErrorCode']}: {result.get('ErrorMessage', '')}"
-                    else:
-                        self.delivered += 1
-                        self._latency.observe(elapsed)
-                        if record[2]:
-                            self.metrics.produced.labels(record[2]).inc()
-            if not failed:
-                return
-            if attempt >= self.max_attempts:
-                self._failures.inc(len(failed))
-                log.error(
-                    "kinesis gave up", extra={"stream": batch.stream, "records": len(failed), "error": reason}
-                )
-                raise ProduceError(
-                    f"kinesis stream {batch.stream}: {len(failed)} records still failing after "
-                    f"{attempt} attempts ({reason})"
-                )
-            self._retries.inc(len(failed))
-            delay = min(self.max_backoff, self.initial_backoff * 2 ** (attempt - 1))
-            time.sleep(delay * random.uniform(0.5, 1.0))
+        reason = ""
+
+        def put_pending() -> None:
+            nonlocal pending, reason
+            failed, reason = self._put(batch.stream, pending)
             pending = failed
+            if failed:
+                raise _SomeFailedError(f"{len(failed)} records failed ({reason})")
+
+        def wait(seconds: float) -> None:  # called only before a resend
+            self._retries.inc(len(pending))
+            time.sleep(seconds)
+
+        try:
+            retry(
+                put_pending,
+                what=f"kinesis stream {batch.stream}: put_records",
+                deadline_seconds=math.inf,  # bounded by attempts
+                max_attempts=self.max_attempts,
+                retryable=lambda exc: isinstance(exc, _SomeFailedError),
+                backoff=Backoff(
+                    initial=self.initial_backoff,
+                    maximum=max(self.max_backoff, self.initial_backoff),
+                    jitter=0.5,
+                ),
+                give_up=_GaveUpError,
+                logger=log,
+                sleep=wait,
+            )
+        except _GaveUpError:
+            self._failures.inc(len(pending))
+            log.error(
+                "kinesis gave up", extra={"stream": batch.stream, "records": len(pending), "error": reason}
+            )
+            raise ProduceError(
+                f"kinesis stream {batch.stream}: {len(pending)} records still failing after "
+                f"{self.max_attempts} attempts ({reason})"
+            ) from None
+
+    def _put(self, stream: str, pending: list[Any]) -> tuple[list[Any], str]:
+        """One ``put_records`` call: the records that failed (all of them if the call did) and why."""
+        started = time.monotonic()
+        entries = [{"Data": data, "PartitionKey": key} for data, key, _ in pending]
+        try:
+            self.calls += 1
+            results = self.client.put_records(StreamName=stream, Records=entries)["Records"]
+        except (ClientError, BotoCoreError) as exc:
+            return pending, str(exc)  # the whole call failed: all of it is resent
+        elapsed = time.monotonic() - started
+        failed = []
+        reason = ""
+        for record, result in zip(pending, results, strict=True):
+            if "ErrorCode" in result:
+                failed.append(record)
+                reason = f"{result['ErrorCode']}: {result.get('ErrorMessage', '')}"
+            else:
+                self.delivered += 1
+                self._latency.observe(elapsed)
+                if record[2]:
+                    self.metrics.produced.labels(record[2]).inc()
+        return failed, reason

@@ -17,8 +17,7 @@ from coattail.settings import ConfigError, Settings
 from connectors.base import BaseConnector, Item
 from connectors.httpd import StatusServer
 from connectors.metrics import Metrics
-from connectors.registry import CONNECTORS
-from connectors.symbols import BinanceSymbols, parse_symbol_list
+from connectors.registry import EXCHANGES
 from connectors.writer import ProduceError, StreamWriter, build_writer
 
 log = logging.getLogger("connectors")
@@ -32,17 +31,17 @@ def plan_symbols(
 
     ``SYMBOLS`` entries may be ``BTC-USDT``, exchange-native ``btcusdt`` or ``binance:BTC-USDT``.
     """
-    names = exchanges or [n for n in settings.active_connectors if n in CONNECTORS]
+    names = exchanges or [n for n in settings.active_connectors if n in EXCHANGES]
     for name in names:
-        if name not in CONNECTORS:
-            raise ConfigError(f"unknown exchange {name!r}; known: {', '.join(sorted(CONNECTORS))}")
+        if name not in EXCHANGES:
+            raise ConfigError(f"unknown exchange {name!r}; known: {', '.join(sorted(EXCHANGES))}")
     wanted = parse_symbol_list(symbols_env)
     plan: dict[str, list[str]] = {}
     matched: set[str] = set()
     for name in names:
         chosen = []
         for symbol in settings.instruments.get(name, []):
-            forms = {symbol, BinanceSymbols.native(symbol), f"{name}:{symbol}"}
+            forms = {symbol, EXCHANGES[name].native(symbol), f"{name}:{symbol}"}
             hits = [w for w in wanted if w in forms or w.upper() in forms or w.lower() in forms]
             if not wanted or hits:
                 chosen.append(symbol)
@@ -56,6 +55,11 @@ def plan_symbols(
     if not plan:
         raise ConfigError("no instruments to stream: check `instruments` in config/features.yaml and SYMBOLS")
     return plan
+
+
+def parse_symbol_list(text: str) -> list[str]:
+    """``SYMBOLS`` env: comma list of ``BTC-USDT`` or native ``btcusdt`` entries, blanks ignored."""
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 class ConnectorManager:
@@ -72,8 +76,8 @@ class ConnectorManager:
         self.writer = writer or build_writer(settings, self.metrics)
         p = settings.producer
         self.connectors: list[BaseConnector] = [
-            CONNECTORS[name](
-                settings.connectors[name],
+            EXCHANGES[name].connector(
+                EXCHANGES[name].settings_of(settings.connectors[name]),
                 settings.reconnect,
                 symbols,
                 metrics=self.metrics,

@@ -17,13 +17,13 @@ import typer
 
 from coattail.cliutil import fail
 from connectors.rawlines import dead_letter_reason, parse_line
-from connectors.registry import CONNECTORS, Normalizer, normalizer
+from connectors.registry import EXCHANGES, Normalizer, normalizer
 from connectors.trade import NormalizeError, now_iso
 
 
 def normalize_command(
     exchange: Annotated[
-        str | None, typer.Option(help="binance | coinbase (required for bare messages)")
+        str | None, typer.Option(help=f"{' | '.join(EXCHANGES)} (required for bare messages)")
     ] = None,
     dead_letter: Annotated[
         Path | None, typer.Option(help="Write malformed lines here (reason + raw)")
@@ -32,8 +32,8 @@ def normalize_command(
     """Normalise raw messages (envelope lines or bare messages); control messages are ignored."""
     if exchange is not None:
         exchange = exchange.lower()
-        if exchange not in CONNECTORS:
-            fail(f"--exchange must be one of {', '.join(sorted(CONNECTORS))}, not {exchange!r}")
+        if exchange not in EXCHANGES:
+            fail(f"--exchange must be one of {', '.join(sorted(EXCHANGES))}, not {exchange!r}")
     try:
         dlq = dead_letter.open("wb") if dead_letter else None
     except OSError as exc:
@@ -66,7 +66,7 @@ def run_normalize(src: BinaryIO, out: BinaryIO, exchange: str | None, dlq: Binar
             parsed = parse_line(line)
             name = parsed.exchange or exchange
             if name is None:
-                raise NormalizeError("bare message: pass --exchange binance|coinbase")
+                raise NormalizeError(f"bare message: pass --exchange {'|'.join(EXCHANGES)}")
             if exchange is not None and name != exchange:
                 counts["ignored"] += 1
                 continue

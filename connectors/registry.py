@@ -1,29 +1,40 @@
-"""Exchange name -> connector class / normaliser (the place to register a new exchange)."""
+"""The one registry map: exchange name -> its module's :class:`~connectors.spec.ExchangeSpec`.
+
+Adding an exchange is one module (settings, symbols, normaliser, REST client with its rate limits,
+connector, simulator renderer and its ``SPEC``), one entry here and its ``connectors:`` config. The
+settings union (``SETTINGS_MODELS``), ``normalizer()``, the normalize CLI's ``--exchange`` choices, the
+connector manager and the simulator all read this map.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, Protocol
+from collections.abc import Iterable, Mapping
 
-from connectors.base import BaseConnector
-from connectors.binance import BinanceConnector, BinanceNormalizer
-from connectors.coinbase import CoinbaseConnector, CoinbaseNormalizer
-from connectors.symbols import BinanceSymbols
-from connectors.trade import Trade
+from coattail.settings.connectors import ConnectorSettingsBase
+from connectors import binance, coinbase
+from connectors.onchain import OnchainSettings
+from connectors.spec import ExchangeSpec, Normalizer
 
-CONNECTORS: dict[str, type[BaseConnector]] = {"binance": BinanceConnector, "coinbase": CoinbaseConnector}
+EXCHANGES: Mapping[str, ExchangeSpec] = {spec.name: spec for spec in (binance.SPEC, coinbase.SPEC)}
+
+# Connector ``type`` -> settings model: the members of the config's ``connectors:`` union
+# (coattail/settings/connectors.py). The chains have settings before they have connectors.
+SETTINGS_MODELS: Mapping[str, type[ConnectorSettingsBase]] = {
+    **{name: spec.settings_model for name, spec in EXCHANGES.items()},
+    "onchain": OnchainSettings,
+}
+
+__all__ = ["EXCHANGES", "SETTINGS_MODELS", "Normalizer", "exchange", "normalizer"]
 
 
-class Normalizer(Protocol):
-    exchange: str
+def exchange(name: str) -> ExchangeSpec:
+    """The spec of exchange ``name``; ValueError (one line) for an unknown one."""
+    spec = EXCHANGES.get(name)
+    if spec is None:
+        raise ValueError(f"unknown exchange {name[:40]!r}; known: {', '.join(sorted(EXCHANGES))}")
+    return spec
 
-    def message(self, msg: Any, received_at: str) -> list[Trade]: ...
 
-
-def normalizer(exchange: str, known_symbols: Iterable[str] = ()) -> Normalizer:
+def normalizer(name: str, known_symbols: Iterable[str] = ()) -> Normalizer:
     """Offline normaliser (replay, normalize CLI, simulator checks); Binance splits with the bundled list."""
-    if exchange == "binance":
-        return BinanceNormalizer(BinanceSymbols(known_symbols))
-    if exchange == "coinbase":
-        return CoinbaseNormalizer()
-    raise ValueError(f"unknown exchange {exchange[:40]!r}; known: {', '.join(sorted(CONNECTORS))}")
+    return exchange(name).normalizer(known_symbols)

@@ -1,4 +1,7 @@
-"""Seeded market simulator: raw Binance/Coinbase messages with planted whales, bursts and dislocations.
+"""Seeded market simulator: raw exchange messages with planted whales, bursts and dislocations.
+
+Each exchange module renders a trade as its own raw message (``ExchangeSpec.render``); the market
+itself (prices, arrivals, sizes, what is planted) is the same for every exchange.
 
 Background: one random-walk fair price per base asset (shared by its instruments, so cross-exchange
 spreads stay ~0.01 %), Poisson arrivals (``rate`` events/s split evenly over the instruments) and
@@ -20,13 +23,14 @@ from __future__ import annotations
 
 import math
 import random
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from coattail.contracts.ids import trade_event_id
+from connectors.registry import EXCHANGES
+from connectors.spec import SimCounters, SimTrade
 from connectors.trade import format_iso
 
 DEFAULT_PRICES = {"BTC": 60_000.0, "ETH": 3_000.0, "SOL": 150.0, "BNB": 600.0, "XRP": 0.6, "DOGE": 0.15}
@@ -83,9 +87,9 @@ def simulate(
     start = (start or datetime.now(UTC) - timedelta(minutes=minutes)).astimezone(UTC).replace(microsecond=0)
     t0 = int(start.timestamp())
     t1 = t0 + int(minutes * 60)
-    insts = [Instrument(ex, s) for ex in sorted(instruments) for s in instruments[ex] if ex in _FORMATS]
+    insts = [Instrument(ex, s) for ex in sorted(instruments) for s in instruments[ex] if ex in EXCHANGES]
     if not insts:
-        raise ValueError("no binance/coinbase instruments to simulate")
+        raise ValueError(f"no instruments of {'/'.join(sorted(EXCHANGES))} to simulate")
     walks = {
         base: _walk(rng, DEFAULT_PRICES.get(base, 100.0), t1 - t0 + 2)
         for base in sorted({i.base for i in insts})
@@ -228,93 +232,45 @@ def _plan_dislocations(
     return out
 
 
-# -- rendering raw exchange messages -------------------------------------------------------------------
+# -- rendering raw exchange messages (each exchange module renders its own) -----------------------------
 def _render(
     rng: random.Random, trades: list[_Trade], whale_ids: set[int], insts: list[Instrument], t0: int, t1: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     trades.sort(key=lambda tr: (tr.t_us, tr.inst.key))
-    next_id = {i.key: rng.randrange(10**8, 4 * 10**9) for i in insts}
-    next_seq = {i.key: rng.randrange(10**9, 9 * 10**10) for i in insts}
+    first_ids = {i.key: rng.randrange(10**8, 4 * 10**9) for i in insts}
+    first_seqs = {i.key: rng.randrange(10**9, 9 * 10**10) for i in insts}
+    counters = {i.key: SimCounters(first_ids[i.key], first_seqs[i.key]) for i in insts}
     out: list[tuple[int, dict[str, Any]]] = []
     whales: list[dict[str, Any]] = []
     for tr in trades:
         key = tr.inst.key
-        tid = next_id[key]
-        next_id[key] += 1
+        tid = counters[key].next_id
+        counters[key].next_id += 1
         latency_us = rng.randrange(3_000, 40_000)
-        if tr.inst.exchange == "binance":
-            t_ms = tr.t_us // 1000
-            raw, event_key, ts = _binance(tr, tid, t_ms, rng), f"agg:{tid}", t_ms * 1000
-            price_text, qty_text = raw["data"]["p"], raw["data"]["q"]
-        else:
-            next_seq[key] += rng.randrange(1, 40)
-            raw, event_key, ts = _coinbase(tr, tid, next_seq[key], rng), str(tid), tr.t_us
-            price_text, qty_text = raw["price"], raw["size"]
-        received = ts + latency_us
-        out.append(
-            (received, {"exchange": tr.inst.exchange, "received_at": _iso_us(received, ms=True), "raw": raw})
-        )
+        sim = SimTrade(tr.inst.symbol, tr.t_us, tr.price, tr.qty, tr.taker)
+        rendered = EXCHANGES[tr.inst.exchange].render(sim, tid, counters[key], rng)
+        received = rendered.ts_us + latency_us
+        line = {"exchange": tr.inst.exchange, "received_at": _iso_us(received, ms=True), "raw": rendered.raw}
+        out.append((received, line))
         if id(tr) in whale_ids:
             whales.append(
                 {
                     "exchange": tr.inst.exchange,
                     "symbol": tr.inst.symbol,
-                    "event_id": trade_event_id(tr.inst.exchange, tr.inst.symbol, event_key),
+                    "event_id": trade_event_id(tr.inst.exchange, tr.inst.symbol, rendered.event_key),
                     # Same text as the normalised event's quote_volume (product of the wire strings).
-                    "quote_volume": format(Decimal(price_text) * Decimal(qty_text), "f"),
+                    "quote_volume": format(Decimal(rendered.price_text) * Decimal(rendered.qty_text), "f"),
                     "side": tr.taker,
-                    "timestamp": _iso_us(ts),
+                    "timestamp": _iso_us(rendered.ts_us),
                 }
             )
-    for inst in insts:  # Coinbase heartbeats every 30 s: real feeds interleave non-trade messages
-        if inst.exchange != "coinbase":
-            continue
-        for s in range(t0 + 30, t1, 30):
-            t_us = s * 1_000_000
-            hb = {"type": "heartbeat", "sequence": next_seq[inst.key], "last_trade_id": next_id[inst.key] - 1,
-                  "product_id": inst.symbol, "time": _iso_us(t_us)}  # fmt: skip
+    for inst in insts:  # non-trade messages (Coinbase heartbeats): real feeds interleave them
+        for received, raw in EXCHANGES[inst.exchange].idle_messages(inst.symbol, counters[inst.key], t0, t1):
             out.append(
-                (
-                    t_us + 5_000,
-                    {"exchange": "coinbase", "received_at": _iso_us(t_us + 5_000, ms=True), "raw": hb},
-                )
+                (received, {"exchange": inst.exchange, "received_at": _iso_us(received, ms=True), "raw": raw})
             )
     out.sort(key=lambda x: x[0])
     return [line for _, line in out], sorted(whales, key=lambda w: w["timestamp"])
-
-
-def _binance(tr: _Trade, agg_id: int, t_ms: int, rng: random.Random) -> dict[str, Any]:
-    native = tr.inst.symbol.replace("-", "")
-    first = agg_id * 3
-    data = {
-        "e": "aggTrade",
-        "E": t_ms + rng.randrange(0, 5),
-        "s": native,
-        "a": agg_id,
-        "p": f"{tr.price:.8f}",
-        "q": f"{tr.qty:.8f}",
-        "f": first,
-        "l": first + rng.randrange(0, 3),
-        "T": t_ms,
-        "m": tr.taker == "sell",  # buyer is maker <=> the taker sold
-        "M": True,
-    }
-    return {"stream": f"{native.lower()}@aggTrade", "data": data}
-
-
-def _coinbase(tr: _Trade, trade_id: int, seq: int, rng: random.Random) -> dict[str, Any]:
-    return {
-        "type": "match",
-        "trade_id": trade_id,
-        "maker_order_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-        "taker_order_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-        "side": "sell" if tr.taker == "buy" else "buy",  # Coinbase reports the MAKER's side
-        "size": f"{tr.qty:.8f}",
-        "price": f"{tr.price:.2f}",
-        "product_id": tr.inst.symbol,
-        "sequence": seq,
-        "time": _iso_us(tr.t_us, force_us=True),
-    }
 
 
 # -- small helpers ------------------------------------------------------------------------------------
@@ -360,18 +316,13 @@ def _iso_s(epoch_s: int) -> str:
     return format_iso(datetime.fromtimestamp(epoch_s, UTC))
 
 
-def _iso_us(epoch_us: int, *, ms: bool = False, force_us: bool = False) -> str:
+def _iso_us(epoch_us: int, *, ms: bool = False) -> str:
     if ms:
         epoch_us -= epoch_us % 1000
     value = datetime.fromtimestamp(epoch_us // 1_000_000, UTC).replace(microsecond=epoch_us % 1_000_000)
-    if force_us:
-        return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
     return format_iso(value)
 
 
 def _window(ts: str) -> str:
     epoch = int(datetime.fromisoformat(ts).timestamp())
     return _iso_s(epoch - epoch % 60)
-
-
-_FORMATS = ("binance", "coinbase")

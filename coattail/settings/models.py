@@ -10,6 +10,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from coattail.contracts.trade import SYMBOL_PATTERN
+from coattail.settings.connectors import ConnectorEntry
 from coattail.settings.modules import validate_params
 from coattail.settings.validators import (
     ApiKey,
@@ -20,24 +21,11 @@ from coattail.settings.validators import (
 )
 
 P = TypeVar("P", bound=BaseModel)
-BinanceStream = Literal["trade", "aggTrade"]
 MODULE_ID = re.compile(r"^MOD-\d{3}$")
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ConnectorSettings(_Section):
-    kind: Literal["cex", "onchain"] = "cex"
-    ws_url: str = ""
-    advanced_ws_url: str = ""
-    rest_url: str = ""
-    rpc_url: str = ""
-    streams: list[BinanceStream] = Field(default_factory=lambda: list[BinanceStream](["aggTrade"]))
-    feed: Literal["exchange_matches", "advanced_trade"] = "exchange_matches"
-    stale_after_seconds: float = Field(30, gt=0)
-    reconnect_after_hours: float = Field(23, gt=0, le=24)
 
 
 class ReconnectSettings(_Section):
@@ -226,7 +214,7 @@ class Settings(_Section):
     tier: str = Field("small", pattern=r"^[a-z][a-z0-9_-]*$")
     instruments: dict[str, list[str]]
     equivalences: dict[str, list[str]] = Field(default_factory=dict)
-    connectors: dict[str, ConnectorSettings]
+    connectors: dict[str, ConnectorEntry]  # each exchange's own model, by `type` (settings/connectors.py)
     reconnect: ReconnectSettings = ReconnectSettings()
     stream: StreamSettings = StreamSettings()
     producer: ProducerSettings = ProducerSettings()

@@ -1,5 +1,8 @@
 """Historical loader (seed §5.2): Binance REST aggTrades -> ``raw_trades`` (Iceberg) + the raw zone.
 
+The reads go through the Binance module's own REST client (``connectors.binance.BinanceRest``): the
+same rate-limit rules as the live gap fill (request weights per minute, 429 ``Retry-After``, 418 stops).
+
 Per symbol and [start, end): find the first aggregate id at ``start``, then page with
 ``fromId = last.a + 1`` until a trade at/after ``end``. Rows are normalised by the connectors' own
 ``BinanceNormalizer`` (same event ids as the live stream, so overlaps deduplicate) and flushed every
@@ -19,11 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coattail.settings import Settings
-from connectors.binance import EXCHANGE, BinanceNormalizer
-from connectors.symbols import BinanceSymbols
+from connectors.binance import EXCHANGE, PAGE_LIMIT, SPEC, BinanceNormalizer, BinanceRest, BinanceSymbols
+from connectors.rest import RestError
 from connectors.trade import NormalizeError, Trade, now_iso
 from jobs.batch import lake, rawzone
-from jobs.batch.binance_rest import PAGE_LIMIT, AggTradesClient, RestError
 from jobs.batch.progress import PROPERTY_PREFIX, ProgressFile, RangeProgress, lake_last_id, range_key
 from jobs.batch.reporting import Reporter
 
@@ -147,7 +149,7 @@ class _Flusher:
 
 def backfill_symbol(
     settings: Settings,
-    client: AggTradesClient,
+    client: BinanceRest,
     symbol: str,
     start: datetime,
     end: datetime,
@@ -241,7 +243,7 @@ def backfill(
     *,
     flush_rows: int = 10_000,
     interactive: bool | None = None,
-    client: AggTradesClient | None = None,
+    client: BinanceRest | None = None,
     progress_path: Path | None = None,
 ) -> list[BackfillResult]:
     if end <= start:
@@ -250,8 +252,10 @@ def backfill(
     if unknown:
         raise ValueError(f"{', '.join(unknown)} not configured for {EXCHANGE} (instruments.{EXCHANGE})")
     own = client is None
-    client = client or AggTradesClient(
-        settings.connectors[EXCHANGE].rest_url, weight_budget=settings.batch.request_weight_budget
+    # The backfill's own weight budget (batch.request_weight_budget), not the live connector's.
+    client = client or BinanceRest(
+        SPEC.settings_of(settings.connectors[EXCHANGE]).rest_url,
+        weight_budget=settings.batch.request_weight_budget,
     )
     progress = ProgressFile(progress_path) if progress_path else None
     try:

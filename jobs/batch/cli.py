@@ -62,8 +62,8 @@ def backfill_command(
     tier: Tier = None,
 ) -> None:
     """Load Binance aggTrades history into raw_trades and the raw zone (resumable, idempotent)."""
+    from connectors.rest import RestError
     from jobs.batch.backfill import backfill
-    from jobs.batch.binance_rest import RestError
 
     settings = _setup(tier)
     symbols = symbol or settings.instruments.get(settings.batch.backfill_exchange, [])

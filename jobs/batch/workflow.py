@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 from coattail.errors import CoattailError
 from coattail.retry import Backoff, retry
 from coattail.settings import ConfigError, Settings
+from connectors.rest import BannedError
 from jobs.batch import metrics, runs
-from jobs.batch.binance_rest import BannedError
 from jobs.batch.notify import NotifyError, notify
 from jobs.batch.quality import QualityReport, check_day, day_bounds
 

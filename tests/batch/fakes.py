@@ -63,6 +63,7 @@ class FakeBinance:
     throttle_requests: set[int] = field(default_factory=set)  # 1-based request numbers answered 429
     retry_after: int = 1
     fail_from_page: int | None = None  # fromId pages from this number on answer 500 (an outage)
+    used_weight_offset: int = 0  # added to X-MBX-USED-WEIGHT-1m (others on the same IP use weight)
     requests: list[dict[str, str]] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     _banned_until: float = 0.0
@@ -74,7 +75,7 @@ class FakeBinance:
             self.requests.append(params)
             number = len(self.requests)
             now = time.monotonic()
-            weight = {"X-MBX-USED-WEIGHT-1m": str(2 * number)}
+            weight = {"X-MBX-USED-WEIGHT-1m": str(self.used_weight_offset + 2 * number)}
             if now < self._banned_until:  # ignoring Retry-After is what gets an IP banned
                 return 418, {**weight, "Retry-After": "120"}, {"code": -1003, "msg": "banned"}
             if number in self.throttle_requests:

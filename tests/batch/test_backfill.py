@@ -9,11 +9,10 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pytest
 
-from connectors.binance import BinanceNormalizer
-from connectors.symbols import BinanceSymbols
+from connectors.binance import BinanceNormalizer, BinanceRest, BinanceSymbols
+from connectors.rest import RestError
 from jobs.batch import lake
 from jobs.batch.backfill import backfill, progress_file
-from jobs.batch.binance_rest import AggTradesClient, RestError
 from tests.batch.conftest import LoadSettings
 from tests.batch.fakes import FakeBinance, make_trades, serve_binance
 
@@ -33,7 +32,7 @@ def _expected_ids(rows: list[dict[str, object]]) -> set[str]:
     norm = BinanceNormalizer(BinanceSymbols(["BTC-USDT"]))
     end_ms = START_MS + 7_200_000
     inside = [r for r in rows if START_MS <= int(r["T"]) < end_ms]  # type: ignore[call-overload]
-    return {norm.rest_agg_trade(r, "BTC-USDT", "2026-01-06T00:00:00.000Z").event_id for r in inside}
+    return {norm.rest_agg_trade(r, "BTC-USDT", "2026-01-06T00:00:00.000000Z").event_id for r in inside}
 
 
 def _table_ids(settings: object) -> list[str]:
@@ -102,7 +101,7 @@ def test_an_interrupted_run_resumes_without_duplicates_or_gaps(make_settings: Lo
     fake = FakeBinance({"BTCUSDT": rows}, fail_from_page=3)
     with serve_binance(fake) as url:
         settings = make_settings(**{"connectors.binance.rest_url": url})
-        client = AggTradesClient(url, max_attempts=2, sleep=lambda s: None)
+        client = BinanceRest(url, max_attempts=2, sleep=lambda s: None)
         with pytest.raises(RestError):
             backfill(settings, ["BTC-USDT"], START, END, flush_rows=1000, interactive=False, client=client)
         partial = _table_ids(settings)

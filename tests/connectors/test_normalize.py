@@ -17,16 +17,15 @@ from hypothesis import strategies as st
 from coattail.contracts import dumps, loads_trade, trade_event_id
 from coattail.contracts.trade import FUTURE_MARGIN_SECONDS
 from connectors.base import DEAD_LETTER_RAW_MAX_CHARS, DeadLetter
-from connectors.binance import BinanceNormalizer
+from connectors.binance import BinanceNormalizer, BinanceSymbols
 from connectors.coinbase import CoinbaseNormalizer
 from connectors.normalize_cli import run_normalize
-from connectors.symbols import BinanceSymbols
 from connectors.trade import FLOOR_MS, EventIds, NormalizeError, format_iso
 
 pytestmark = pytest.mark.unit
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parents[2]
-RECEIVED = "2023-11-14T22:13:25.000Z"
+RECEIVED = "2023-11-14T22:13:25.000000Z"
 
 
 def _lines(name: str) -> list[dict[str, object]]:
@@ -41,7 +40,7 @@ def test_binance_aggtrade_taker_side_decimals_and_id() -> None:
     assert trade.price == Decimal("37123.45000000")
     assert trade.quantity == Decimal("0.01234000")
     assert trade.quote_volume == Decimal("37123.45") * Decimal("0.01234")
-    assert trade.timestamp == "2023-11-14T22:13:20.120Z"
+    assert trade.timestamp == "2023-11-14T22:13:20.120000Z"
     assert trade.event_id == trade_event_id("binance", "BTC-USDT", "agg:2934567812")
     assert trade.to_json() == dumps(trade.to_event())
 
@@ -83,7 +82,7 @@ def test_coinbase_match_reports_maker_side_so_taker_is_opposite() -> None:
     assert sell_maker.event_id == trade_event_id("coinbase", "BTC-USD", 592612421)
     [buy_maker] = norm.message(lines[1], RECEIVED)  # last_match
     assert buy_maker.side == "sell"
-    assert buy_maker.timestamp == "2023-11-14T22:13:19.000Z"
+    assert buy_maker.timestamp == "2023-11-14T22:13:19.000000Z"
     assert buy_maker.to_json() == dumps(buy_maker.to_event())
 
 
@@ -299,7 +298,7 @@ def test_binance_poison_is_refused_with_its_reason(msg: dict[str, object], reaso
 @pytest.mark.parametrize(
     ("msg", "reason"),
     [
-        (_match(time="9999-12-31T23:59:59.000000Z"), "time: 9999-12-31T23:59:59.000Z is outside"),
+        (_match(time="9999-12-31T23:59:59.000000Z"), "time: 9999-12-31T23:59:59.000000Z is outside"),
         (_match(time="9999-12-31T23:59:59-05:00"), "outside the representable range"),  # OverflowError
         (_match(time="0001-01-01T00:00:00+01:00"), "outside the representable range"),
         (_match(time="2100-01-01T00:00:00Z"), "more than 300 s after received_at"),
@@ -331,8 +330,10 @@ def test_coinbase_poison_is_refused_with_its_reason(msg: dict[str, object], reas
 
 
 def test_a_trade_up_to_the_margin_after_receipt_is_kept_and_passes_the_contract() -> None:
-    [b] = BinanceNormalizer().message(_agg(T=1_700_000_299_999), "2023-11-14T22:13:20.000Z")
-    [c] = CoinbaseNormalizer().message(_match(time="2023-11-14T22:18:19.999999Z"), "2023-11-14T22:13:20.500Z")
+    [b] = BinanceNormalizer().message(_agg(T=1_700_000_299_999), "2023-11-14T22:13:20.000000Z")
+    [c] = CoinbaseNormalizer().message(
+        _match(time="2023-11-14T22:18:19.999999Z"), "2023-11-14T22:13:20.500000Z"
+    )
     for trade in (b, c):
         assert loads_trade(trade.to_json()) == trade.to_event()
 

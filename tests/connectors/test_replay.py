@@ -215,7 +215,7 @@ def test_the_loss_report_counts_records_not_client_events(kafka_bootstrap: str, 
     norm = normalizer("binance")
     msgs = [{"e": "aggTrade", "s": "BTCUSDT", "a": i, "p": "1", "q": "1", "T": 1_700_000_000_000, "m": True}
             for i in range(5)]  # fmt: skip
-    trades = [t for m in msgs for t in norm.message(m, "2023-11-14T22:14:00.000Z")]
+    trades = [t for m in msgs for t in norm.message(m, "2023-11-14T22:14:00.000000Z")]
     stats = ReplayStats(trades=len(trades))
     for bootstrap, lost in (("127.0.0.1:1", len(trades)), (kafka_bootstrap, 0)):
         writer = KafkaWriter(bootstrap, unique_name, f"{unique_name}-dlq")

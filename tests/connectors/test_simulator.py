@@ -58,8 +58,8 @@ def test_lines_are_raw_exchange_messages_in_received_order(run) -> None:  # type
     # rate 12/s for 90 min, plus bursts and whales
     assert 12 * 90 * 60 * 0.95 < len(trades) < 12 * 90 * 60 * 1.3
     assert len({t.event_id for t in trades}) == len(trades)
-    assert truth["start"] == "2026-01-05T12:00:17.000Z"
-    assert truth["end"] == "2026-01-05T13:30:17.000Z"
+    assert truth["start"] == "2026-01-05T12:00:17.000000Z"
+    assert truth["end"] == "2026-01-05T13:30:17.000000Z"
 
 
 def test_whales_in_truth_are_exactly_the_big_trades(run) -> None:  # type: ignore[no-untyped-def]

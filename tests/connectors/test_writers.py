@@ -33,7 +33,7 @@ def _trades(n: int) -> list[Trade]:
     for i in range(n):
         msg = {"e": "aggTrade", "s": "BTCUSDT" if i % 2 else "ETHUSDT", "a": i, "p": f"{100 + i}.5", "q": "0.25",  # noqa: E501
                "T": 1_763_900_000_000 + i, "m": bool(i % 3)}  # fmt: skip
-        out += norm.message(msg, "2025-11-23T12:14:00.000Z")
+        out += norm.message(msg, "2025-11-23T12:14:00.000000Z")
     return out
 
 
@@ -50,7 +50,7 @@ def test_kafka_writer_keys_by_symbol_counts_deliveries_and_dead_letters(
     trades = _trades(2000)
     for t in trades:
         writer.write(t)
-    writer.dead_letter(DeadLetter("binance", "p: missing", '{"e":"aggTrade"}', "2025-11-23T12:00:00.000Z"))
+    writer.dead_letter(DeadLetter("binance", "p: missing", '{"e":"aggTrade"}', "2025-11-23T12:00:00.000000Z"))
     assert writer.flush(60) == 0
     assert writer.delivered == 2001
     assert writer.failed == 0
@@ -160,7 +160,9 @@ def test_kinesis_writer_batches_and_resends_only_failed_records(
     trades = _trades(1203)
     for t in trades:
         writer.write(t)
-    writer.dead_letter(DeadLetter("coinbase", "side: expected buy or sell", "{}", "2025-11-23T12:00:00.000Z"))
+    writer.dead_letter(
+        DeadLetter("coinbase", "side: expected buy or sell", "{}", "2025-11-23T12:00:00.000000Z")
+    )
     assert writer.flush(30) == 0
     first_round = flaky.sent_per_call[0]
     assert first_round == 500
