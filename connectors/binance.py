@@ -17,7 +17,6 @@ import logging
 import random
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from decimal import Decimal
 from typing import Any, Literal
 
 import httpx
@@ -32,7 +31,6 @@ from connectors.spec import ExchangeSettings, ExchangeSpec, Rendered, SimCounter
 from connectors.trade import (
     FLOOR_MS,
     MILLIS,
-    QUOTE_VOLUME_LIMIT,
     TRADE_ID_LIMIT,
     FutureLimit,
     MillisFormatter,
@@ -41,8 +39,7 @@ from connectors.trade import (
     check_symbol,
     check_trade_id,
     now_iso,
-    plain_decimal_pair,
-    positive_decimal,
+    price_and_size,
 )
 
 log = logging.getLogger("connectors")
@@ -244,17 +241,7 @@ class BinanceNormalizer:
             trade_id = str(raw_id)
         if type(raw_id) is not int or not 0 <= raw_id < TRADE_ID_LIMIT:
             check_trade_id(raw_id, "a" if kind == "aggTrade" else "t")  # raises with the reason
-        p, q = data.get("p"), data.get("q")
-        # Inline happy path of positive_decimal (hot path); anything unusual gets its precise error there.
-        if type(p) is str and type(q) is str and plain_decimal_pair(f"{p} {q}"):
-            price, quantity = Decimal(p), Decimal(q)
-        else:
-            price, quantity = positive_decimal(p, "p"), positive_decimal(q, "q")
-        if not price or not quantity:
-            positive_decimal(p, "p"), positive_decimal(q, "q")  # zero: raises with the reason
-        quote_volume = price * quantity
-        if quote_volume >= QUOTE_VOLUME_LIMIT:
-            raise NormalizeError("p, q: price × quantity has more than 20 integer digits")
+        price, quantity, quote_volume = price_and_size(data.get("p"), data.get("q"), "p", "q")
         maker = data.get("m")
         if maker is True:
             side: Side = "sell"  # buyer was the maker -> the taker sold

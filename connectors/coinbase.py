@@ -16,7 +16,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, Literal
 
 import httpx
@@ -25,21 +24,19 @@ from pydantic import Field
 from websockets.asyncio.client import ClientConnection
 
 from coattail.contracts.trade import Side
+from coattail.contracts.types import format_utc
 from connectors.base import BaseConnector
 from connectors.rest import RateRules, RestClient, RestError
 from connectors.spec import ExchangeSettings, ExchangeSpec, Rendered, SimCounters, SimTrade
 from connectors.trade import (
-    QUOTE_VOLUME_LIMIT,
     TRADE_ID_LIMIT,
     FutureLimit,
     NormalizeError,
     Trade,
     check_symbol,
-    format_iso,
     iso_timestamp,
     now_iso,
-    plain_decimal_pair,
-    positive_decimal,
+    price_and_size,
 )
 
 
@@ -135,17 +132,7 @@ class CoinbaseNormalizer:
         symbol = self._symbol(product_id)
         raw_id = row.get("trade_id")
         trade_id = str(raw_id) if type(raw_id) is int and 0 <= raw_id < TRADE_ID_LIMIT else _trade_id(raw_id)
-        p, q = row.get("price"), row.get("size")
-        # Inline happy path of positive_decimal (hot path); anything unusual gets its precise error there.
-        if type(p) is str and type(q) is str and plain_decimal_pair(f"{p} {q}"):
-            price, size = Decimal(p), Decimal(q)
-        else:
-            price, size = positive_decimal(p, "price"), positive_decimal(q, "size")
-        if not price or not size:
-            positive_decimal(p, "price"), positive_decimal(q, "size")  # zero: raises with the reason
-        quote_volume = price * size
-        if quote_volume >= QUOTE_VOLUME_LIMIT:
-            raise NormalizeError("price, size: price × size has more than 20 integer digits")
+        price, size, quote_volume = price_and_size(row.get("price"), row.get("size"), "price", "size")
         future = self._future
         if received_at[:19] != future.key:
             future.load(received_at)
@@ -308,7 +295,7 @@ def render(tr: SimTrade, trade_id: int, counters: SimCounters, rng: random.Rando
         "price": f"{tr.price:.2f}",
         "product_id": tr.symbol,
         "sequence": counters.next_seq,
-        "time": _utc(tr.t_us).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "time": format_utc(_utc(tr.t_us)),  # Coinbase's own form: µs and Z
     }
     return Rendered(raw, str(trade_id), tr.t_us, str(raw["price"]), str(raw["size"]))
 
@@ -318,7 +305,7 @@ def heartbeats(symbol: str, counters: SimCounters, t0: int, t1: int) -> list[tup
     out: list[tuple[int, dict[str, Any]]] = []
     for s in range(t0 + 30, t1, 30):
         hb = {"type": "heartbeat", "sequence": counters.next_seq, "last_trade_id": counters.next_id - 1,
-              "product_id": symbol, "time": format_iso(_utc(s * 1_000_000))}  # fmt: skip
+              "product_id": symbol, "time": format_utc(_utc(s * 1_000_000))}  # fmt: skip
         out.append((s * 1_000_000 + 5_000, hb))
     return out
 

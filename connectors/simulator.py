@@ -29,9 +29,9 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from coattail.contracts.ids import trade_event_id
+from coattail.contracts.types import format_utc
 from connectors.registry import EXCHANGES
 from connectors.spec import SimCounters, SimTrade
-from connectors.trade import format_iso
 
 DEFAULT_PRICES = {"BTC": 60_000.0, "ETH": 3_000.0, "SOL": 150.0, "BNB": 600.0, "XRP": 0.6, "DOGE": 0.15}
 WHALE_BANDS = (Decimal(150_000), Decimal(700_000), Decimal(1_500_000))
@@ -313,14 +313,14 @@ def _qty(rng: random.Random, price: Decimal) -> Decimal:
 
 
 def _iso_s(epoch_s: int) -> str:
-    return format_iso(datetime.fromtimestamp(epoch_s, UTC))
+    return format_utc(datetime.fromtimestamp(epoch_s, UTC))
 
 
 def _iso_us(epoch_us: int, *, ms: bool = False) -> str:
     if ms:
         epoch_us -= epoch_us % 1000
     value = datetime.fromtimestamp(epoch_us // 1_000_000, UTC).replace(microsecond=epoch_us % 1_000_000)
-    return format_iso(value)
+    return format_utc(value)
 
 
 def _window(ts: str) -> str:

@@ -16,11 +16,12 @@ from hypothesis import strategies as st
 
 from coattail.contracts import dumps, loads_trade, trade_event_id
 from coattail.contracts.trade import FUTURE_MARGIN_SECONDS
+from coattail.contracts.types import format_utc
 from connectors.base import DEAD_LETTER_RAW_MAX_CHARS, DeadLetter
 from connectors.binance import BinanceNormalizer, BinanceSymbols
 from connectors.coinbase import CoinbaseNormalizer
 from connectors.normalize_cli import run_normalize
-from connectors.trade import FLOOR_MS, EventIds, NormalizeError, format_iso
+from connectors.trade import FLOOR_MS, EventIds, NormalizeError
 
 pytestmark = pytest.mark.unit
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -209,7 +210,7 @@ def test_fast_path_equals_the_validated_contract(
         "T": t_ms,
         "m": maker,
     }
-    [trade] = BinanceNormalizer().message(msg, format_iso(received))
+    [trade] = BinanceNormalizer().message(msg, format_utc(received))
     assert trade.to_json() == dumps(trade.to_event())
     assert EventIds("binance", "ETH-BTC")(f"agg:{trade_id}") == trade_event_id(
         "binance", "ETH-BTC", f"agg:{trade_id}"
