@@ -129,6 +129,23 @@ def _assert_exactly_once(bootstrap: str, topic: str, expected_ids: set[str]) -> 
     return records
 
 
+def _run_binance(
+    history: list[dict[str, Any]], segments: list[Segment], kafka_bootstrap: str, unique_name: str
+) -> tuple[FakeExchange, Metrics]:
+    """A Binance connector for BTC-USDT and ETH-USDT against the fake until all but 20 trades came."""
+    fake = FakeExchange(history, binance_ws, binance_rest, segments)
+
+    async def scenario() -> Metrics:
+        await fake.start()
+        try:
+            settings = _settings(fake, "binance", kafka_bootstrap, unique_name)
+            return await _run(fake, settings, {"binance": ["BTC-USDT", "ETH-USDT"]}, len(history) - 20)
+        finally:
+            await fake.stop()
+
+    return fake, asyncio.run(scenario())
+
+
 def test_binance_drop_and_server_shutdown_lose_and_double_nothing(
     kafka_bootstrap: str, unique_name: str
 ) -> None:
@@ -147,17 +164,7 @@ def test_binance_drop_and_server_shutdown_lose_and_double_nothing(
         Segment(release=300, send_from=290, send_to=420, extra_after=[shutdown]),
         Segment(release=450, send_from=440, send_to=600, extra_before=["{not json", depth], end="hold"),
     ]
-    fake = FakeExchange(history, binance_ws, binance_rest, segments)
-
-    async def scenario() -> Metrics:
-        await fake.start()
-        try:
-            settings = _settings(fake, "binance", kafka_bootstrap, unique_name)
-            return await _run(fake, settings, {"binance": ["BTC-USDT", "ETH-USDT"]}, len(history) - 20)
-        finally:
-            await fake.stop()
-
-    metrics = asyncio.run(scenario())
+    fake, metrics = _run_binance(history, segments, kafka_bootstrap, unique_name)
     live = history[20:]
     expected = {trade_event_id("binance", t["s"][:3] + "-USDT", f"agg:{t['a']}") for t in live}
     records = _assert_exactly_once(kafka_bootstrap, unique_name, expected)
@@ -242,17 +249,7 @@ def test_poison_messages_never_stop_a_live_connector(kafka_bootstrap: str, uniqu
         Segment(release=20, send_from=20, send_to=70, extra_after=rendered[:8]),  # then a dropped link
         Segment(release=70, send_from=70, send_to=120, extra_before=rendered[8:], end="hold"),
     ]
-    fake = FakeExchange(history, binance_ws, binance_rest, segments)
-
-    async def scenario() -> Metrics:
-        await fake.start()
-        try:
-            settings = _settings(fake, "binance", kafka_bootstrap, unique_name)
-            return await _run(fake, settings, {"binance": ["BTC-USDT", "ETH-USDT"]}, len(history) - 20)
-        finally:
-            await fake.stop()
-
-    metrics = asyncio.run(scenario())
+    _, metrics = _run_binance(history, segments, kafka_bootstrap, unique_name)
     expected = {trade_event_id("binance", t["s"][:3] + "-USDT", f"agg:{t['a']}") for t in history[20:]}
     _assert_exactly_once(kafka_bootstrap, unique_name, expected)
     dead = [orjson.loads(d.value()) for d in consume_all(kafka_bootstrap, f"{unique_name}-dlq", partitions=3)]

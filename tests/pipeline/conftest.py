@@ -49,3 +49,18 @@ def make_settings(pipeline_state: Path, unique_name: str, tmp_path: Path) -> Cal
         return load_settings(overrides={**base, **{k.replace("__", "."): v for k, v in overrides.items()}})
 
     return make
+
+
+@pytest.fixture
+def settings(
+    make_settings: Callable[..., Settings],
+    kafka_bootstrap: str,
+    dynamodb_endpoint: str,
+    unique_name: str,
+    aws_local_env: None,
+) -> Settings:
+    """Streaming settings on a fresh topic of the suite's broker and a fresh DynamoDB table."""
+    from tests.pipeline.streamkit import create_topic, stream_settings
+
+    create_topic(kafka_bootstrap, unique_name)
+    return stream_settings(make_settings, kafka_bootstrap, dynamodb_endpoint, unique_name)

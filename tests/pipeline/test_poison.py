@@ -7,7 +7,6 @@ alerted), and a restart from the checkpoint is clean: no crash, no alert twice, 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -19,12 +18,10 @@ from jobs import metrics
 from jobs.framework.runner import PipelineRunner
 from tests.pipeline.helpers import T0, line, trade
 from tests.pipeline.streamkit import (
-    create_topic,
     dynamo_alerts,
     iceberg_rows,
     ingest_totals,
     produce,
-    stream_settings,
 )
 
 pytestmark = [pytest.mark.spark, pytest.mark.services]
@@ -90,18 +87,6 @@ def _describe(alerts: list[Alert], expected: set[str]) -> str:
         )
         + f"; missing: {len(expected - {a.alert_id for a in alerts})}"
     )
-
-
-@pytest.fixture
-def settings(
-    make_settings: Callable[..., Settings],
-    kafka_bootstrap: str,
-    dynamodb_endpoint: str,
-    unique_name: str,
-    aws_local_env: None,
-) -> Settings:
-    create_topic(kafka_bootstrap, unique_name)
-    return stream_settings(make_settings, kafka_bootstrap, dynamodb_endpoint, unique_name)
 
 
 def test_poison_trades_are_dead_lettered_and_the_pipeline_keeps_detecting(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections import Counter
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -18,27 +17,13 @@ from jobs.framework.runner import PipelineRunner
 from jobs.session import sqlite_path, warehouse
 from tests.pipeline.helpers import T0, line, trade
 from tests.pipeline.streamkit import (
-    create_topic,
     dynamo_alerts,
     iceberg_rows,
     ingest_totals,
     produce,
-    stream_settings,
 )
 
 pytestmark = [pytest.mark.spark, pytest.mark.services]
-
-
-@pytest.fixture
-def settings(
-    make_settings: Callable[..., Settings],
-    kafka_bootstrap: str,
-    dynamodb_endpoint: str,
-    unique_name: str,
-    aws_local_env: None,
-) -> Settings:
-    create_topic(kafka_bootstrap, unique_name)
-    return stream_settings(make_settings, kafka_bootstrap, dynamodb_endpoint, unique_name)
 
 
 def _junk(valid: list[str]) -> list[str]:
