@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import threading
 import time
 
 import httpx
@@ -15,10 +16,15 @@ READ_TIMEOUT = httpx.Timeout(10.0, read=120.0)
 SEVERITY_STYLE = {"low": "dim", "medium": "yellow", "high": "bold red", "critical": "bold white on red"}
 
 
+_LOCK = threading.Lock()
+POLL_SECONDS = 5.0
+
+
 def _show(console: Console, alert: dict[str, str], seen: set[str]) -> None:
-    if alert["alert_id"] in seen:  # the stream replays its look-back window on (re)connect
-        return
-    seen.add(alert["alert_id"])
+    with _LOCK:
+        if alert["alert_id"] in seen:  # the stream replays its look-back window; the poller overlaps it
+            return
+        seen.add(alert["alert_id"])
     style = SEVERITY_STYLE.get(alert["severity"], "")
     console.print(
         f"[{style}]{alert['severity']:>8}[/] {alert['detected_at']} "
@@ -39,6 +45,9 @@ def watch(base_url: str) -> None:
         sys.exit(f"error: the alert API at {base_url} does not answer ({exc}); start it with `coattail api`")
     for alert in reversed(recent):
         _show(console, alert, seen)
+    # Alerts about the replayed history carry their evidence's (old) time, older than the stream's
+    # look-back: a poll of the newest alerts shows them too, whenever the pipeline gets to them.
+    threading.Thread(target=_poll, args=(base_url, console, seen), daemon=True).start()
     while True:
         headers = {"Last-Event-ID": last_id} if last_id else {}
         try:
@@ -58,6 +67,15 @@ def watch(base_url: str) -> None:
         except httpx.HTTPError as exc:  # the API restarting: reconnect and resume after the last id
             console.print(f"[dim]alert stream interrupted ({exc}); reconnecting[/]")
             time.sleep(2)
+
+
+def _poll(base_url: str, console: Console, seen: set[str]) -> None:
+    while True:
+        time.sleep(POLL_SECONDS)
+        with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
+            items = httpx.get(f"{base_url}/alerts", params={"limit": 200}, timeout=30).json()["items"]
+            for alert in reversed(items):
+                _show(console, alert, seen)
 
 
 if __name__ == "__main__":
