@@ -132,11 +132,7 @@ def band_severity(bands: list[SeverityBand], measure: float, floor: SeverityName
 
 def whale_severity(bands: list[SeverityBand], quote_volume: Decimal) -> SeverityName | None:
     """Severity of a trade by its exact quote volume: the highest band it is strictly above, else None."""
-    chosen: SeverityName | None = None
-    for band in bands:
-        if quote_volume > Decimal(str(band.above)):
-            chosen = band.severity
-    return chosen
+    return exact_severity(bands, quote_volume)
 
 
 # -- MOD-003 spread ---------------------------------------------------------------------------------
@@ -184,4 +180,272 @@ def spreads_for_window(vwaps: dict[str, float], pairs: Sequence[Pair], threshold
             continue
         pct = spread_pct(a, b)
         out.append(Spread(pair, a, b, pct, abs(pct) > threshold_pct))
+    return out
+
+
+def exact_severity(bands: list[SeverityBand], measure: Decimal) -> SeverityName | None:
+    """Highest band ``measure`` is strictly above, compared exactly (band thresholds read as decimals)."""
+    chosen: SeverityName | None = None
+    for band in bands:
+        if measure > Decimal(str(band.above)):
+            chosen = band.severity
+    return chosen
+
+
+# -- MOD-006 flow direction -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WhaleFlowTrade:
+    """One whale trade as the flow window sees it (exact quote volume, taker side)."""
+
+    ts_ms: int
+    exchange: str
+    side: str  # buy | sell (taker)
+    quote_volume: Decimal
+    event_id: str
+
+
+@dataclass
+class FlowState:
+    """Per symbol: open windows of whale flow and the last closed window start (late trades drop)."""
+
+    open: dict[int, list[WhaleFlowTrade]] = field(default_factory=dict)  # window start ms -> trades
+    last_closed: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "open": {
+                str(k): [[t.ts_ms, t.exchange, t.side, str(t.quote_volume), t.event_id] for t in v]
+                for k, v in self.open.items()
+            },
+            "l": self.last_closed,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FlowState:
+        return cls(
+            {
+                int(k): [WhaleFlowTrade(int(t[0]), t[1], t[2], Decimal(t[3]), t[4]) for t in v]
+                for k, v in data["open"].items()
+            },
+            data["l"],
+        )
+
+
+@dataclass(frozen=True)
+class FlowWindow:
+    """A closed window of one symbol's whale flow (only windows that saw whale trades exist)."""
+
+    window_start_ms: int
+    window_end_ms: int
+    trades: tuple[WhaleFlowTrade, ...]  # time order
+
+    @property
+    def buy(self) -> Decimal:
+        return sum((t.quote_volume for t in self.trades if t.side == "buy"), Decimal(0))
+
+    @property
+    def sell(self) -> Decimal:
+        return sum((t.quote_volume for t in self.trades if t.side == "sell"), Decimal(0))
+
+    @property
+    def exchanges(self) -> list[str]:
+        return sorted({t.exchange for t in self.trades})
+
+
+def advance_flow(
+    state: FlowState, whales: Iterable[WhaleFlowTrade], watermark_ms: int | None, *, window_ms: int
+) -> tuple[list[FlowWindow], int]:
+    """Add whale trades, close every window ending at/before the watermark (None: all, batch mode).
+
+    Late trades (at/before the watermark, or in a window already closed) are dropped and counted,
+    as :func:`advance_volume` does, so stream and batch agree on what a window holds.
+    """
+    late = 0
+    for trade in whales:
+        start = trade.ts_ms - trade.ts_ms % window_ms
+        if (watermark_ms is not None and trade.ts_ms <= watermark_ms) or (
+            state.last_closed is not None and start <= state.last_closed
+        ):
+            late += 1
+            continue
+        state.open.setdefault(start, []).append(trade)
+    closed: list[FlowWindow] = []
+    for start in sorted(state.open):
+        if watermark_ms is not None and start + window_ms > watermark_ms:
+            break
+        trades = sorted(state.open.pop(start), key=lambda t: (t.ts_ms, t.event_id))
+        closed.append(FlowWindow(start, start + window_ms, tuple(trades)))
+        state.last_closed = start
+    return closed, late
+
+
+@dataclass(frozen=True)
+class FlowBands:
+    """MOD-006 thresholds: ratio strictly above ``accumulation`` / below ``distribution`` is a signal."""
+
+    accumulation: Decimal
+    accumulation_high: Decimal
+    distribution: Decimal
+    distribution_high: Decimal
+
+
+@dataclass(frozen=True)
+class FlowScore:
+    buy: Decimal
+    sell: Decimal
+    whale_trades: int
+    net_flow: Decimal
+    ratio: Decimal
+    signal: str | None  # accumulation | distribution | None
+    severity: SeverityName | None
+
+
+def score_flow(
+    buy: Decimal, sell: Decimal, whale_trades: int, *, min_whale_trades: int, bands: FlowBands
+) -> FlowScore | None:
+    """flow_ratio = buy / (buy + sell), exactly; None for a window with fewer than ``min_whale_trades``.
+
+    A ratio exactly on a threshold is not a signal (strictly above / below).
+    """
+    total = buy + sell
+    if whale_trades < min_whale_trades or total <= 0:
+        return None
+    ratio = buy / total
+    signal: str | None = None
+    severity: SeverityName | None = None
+    if ratio > bands.accumulation:
+        signal, severity = "accumulation", "high" if ratio > bands.accumulation_high else "medium"
+    elif ratio < bands.distribution:
+        signal, severity = "distribution", "high" if ratio < bands.distribution_high else "medium"
+    return FlowScore(buy, sell, whale_trades, buy - sell, ratio, signal, severity)
+
+
+# -- MOD-007 consensus ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConsensusWeights:
+    volume: Decimal
+    whale: Decimal
+    flow: Decimal
+
+
+@dataclass(frozen=True)
+class ConsensusScore:
+    direction: int  # +1 whale buys dominate, -1 sells, 0 balanced
+    score: Decimal  # 0..100
+    volume_signal: Decimal
+    whale_signal: Decimal
+    flow_signal: Decimal
+
+
+def consensus_score(
+    buy: Decimal,
+    sell: Decimal,
+    flow_signal: str | None,
+    flow_ratio: Decimal | None,
+    max_abs_z: float | None,
+    *,
+    z_threshold: float,
+    weights: ConsensusWeights,
+) -> ConsensusScore | None:
+    """DESIGN.md MOD-007: direction from net whale flow; components in [0, 1]; score = 100 × Σ w·c.
+
+    No whale flow → None. The flow component counts only when the window's MOD-006 signal points the
+    way the whales do (an accumulation signal against net selling contributes 0). Exact decimals, so
+    a score exactly on the threshold stays on it (0.3 + 0.4 in floats is 0.7000000000000001).
+    """
+    total = buy + sell
+    if total <= 0:
+        return None
+    direction = (buy > sell) - (buy < sell)
+    volume = Decimal(0)
+    if max_abs_z:
+        volume = min(Decimal(1), abs(Decimal(str(max_abs_z))) / (2 * Decimal(str(z_threshold))))
+    whale = abs(buy - sell) / total
+    agrees = (flow_signal == "accumulation" and direction > 0) or (
+        flow_signal == "distribution" and direction < 0
+    )
+    flow = abs(2 * flow_ratio - 1) if agrees and flow_ratio is not None else Decimal(0)
+    score = 100 * (weights.volume * volume + weights.whale * whale + weights.flow * flow)
+    return ConsensusScore(direction, score, volume, whale, flow)
+
+
+@dataclass(frozen=True)
+class VolumeSpike:
+    """A flagged MOD-001 window (it raised a volume_spike alert) inside a consensus window."""
+
+    exchange: str
+    window_start_ms: int
+    z: float
+
+
+@dataclass
+class ConsensusState:
+    """Per symbol: MOD-001's per-exchange volume state, whale flow windows, and the spikes seen in
+    windows that are still open — everything the consensus of a window needs, in the query's state."""
+
+    volume: dict[str, VolumeState] = field(default_factory=dict)
+    flow: FlowState = field(default_factory=FlowState)
+    spikes: dict[int, list[VolumeSpike]] = field(default_factory=dict)  # consensus window start -> spikes
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "v": {ex: s.to_json() for ex, s in self.volume.items()},
+            "f": self.flow.to_json(),
+            "s": {str(k): [[x.exchange, x.window_start_ms, x.z] for x in v] for k, v in self.spikes.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ConsensusState:
+        return cls(
+            {ex: VolumeState.from_json(s) for ex, s in data["v"].items()},
+            FlowState.from_json(data["f"]),
+            {int(k): [VolumeSpike(x[0], int(x[1]), float(x[2])) for x in v] for k, v in data["s"].items()},
+        )
+
+
+@dataclass(frozen=True)
+class ConsensusWindow:
+    flow: FlowWindow
+    spikes: tuple[VolumeSpike, ...]
+
+    @property
+    def max_abs_z(self) -> float | None:
+        return max((abs(s.z) for s in self.spikes), default=None)
+
+
+def advance_consensus(
+    state: ConsensusState,
+    trades: Iterable[tuple[int, str, float]],
+    whales: Iterable[WhaleFlowTrade],
+    watermark_ms: int | None,
+    *,
+    window_ms: int,
+    volume: dict[str, Any],
+) -> list[ConsensusWindow]:
+    """Advance MOD-001 (per exchange, the same :func:`advance_volume`) and the whale flow windows of
+    one symbol; return each closed consensus window with the volume spikes it contained.
+
+    ``trades`` are ``(ts_ms, exchange, quote_volume)``; ``volume`` holds advance_volume's keyword
+    arguments (MOD-001's window and baseline). MOD-001's windows nest inside the consensus window and
+    close under the same watermark, so a window's spikes are all known when it closes.
+    """
+    per_exchange: dict[str, list[tuple[int, float]]] = {}
+    for ts_ms, exchange, qv in trades:
+        per_exchange.setdefault(exchange, []).append((ts_ms, qv))
+    for exchange in sorted(set(state.volume) | set(per_exchange)):
+        vs = state.volume.setdefault(exchange, VolumeState())
+        closed, _ = advance_volume(vs, sorted(per_exchange.get(exchange, [])), watermark_ms, **volume)
+        for w in closed:
+            if w.score.flagged and w.score.z is not None:
+                bucket = w.window_start_ms - w.window_start_ms % window_ms
+                spike = VolumeSpike(exchange, w.window_start_ms, w.score.z)
+                state.spikes.setdefault(bucket, []).append(spike)
+    windows, _ = advance_flow(state.flow, whales, watermark_ms, window_ms=window_ms)
+    out = [ConsensusWindow(w, tuple(state.spikes.pop(w.window_start_ms, ()))) for w in windows]
+    for bucket in [b for b in state.spikes if watermark_ms is None or b + window_ms <= watermark_ms]:
+        del state.spikes[bucket]  # closed windows without whale flow: no score
     return out

@@ -48,6 +48,17 @@ class VolumeAnomalyParams(ModuleParams):
     severity_bands: SeverityBands
 
 
+def volume_kwargs(p: VolumeAnomalyParams) -> dict[str, Any]:
+    """:func:`jobs.logic.advance_volume`'s keyword arguments from the params (MOD-007 reuses them)."""
+    window_ms = p.window_seconds * 1000
+    return {
+        "window_ms": window_ms,
+        "baseline_windows": max(1, p.baseline_minutes * 60_000 // window_ms),
+        "min_history": p.min_history_minutes * 60_000 // window_ms,
+        "threshold": p.z_threshold,
+    }
+
+
 class VolumeWindowRow(BaseModel):
     """One row of ``volume_aggregates``: a closed window of one (symbol, exchange), flagged or not."""
 
@@ -114,16 +125,6 @@ class VolumeAnomalyDetector(BaseDetector):
             )
         ]
 
-    def _advance_kwargs(self) -> dict[str, Any]:
-        p = self.params
-        window_ms = p.window_seconds * 1000
-        return {
-            "window_ms": window_ms,
-            "baseline_windows": max(1, p.baseline_minutes * 60_000 // window_ms),
-            "min_history": p.min_history_minutes * 60_000 // window_ms,
-            "threshold": p.z_threshold,
-        }
-
     def process(self, trades: DataFrame) -> DataFrame:
         from pyspark.sql import functions as F
 
@@ -136,7 +137,7 @@ class VolumeAnomalyDetector(BaseDetector):
             F.col("quote_volume").cast("double").alias("qv"),
         )
         grouped = slim.groupBy("symbol", "exchange")
-        kwargs = self._advance_kwargs()
+        kwargs = volume_kwargs(self.params)
         if not trades.isStreaming:
             return grouped.applyInPandas(_batch_fn(kwargs), OUTPUT_SCHEMA)
         from pyspark.sql.streaming.state import GroupStateTimeout

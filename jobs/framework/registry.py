@@ -43,11 +43,9 @@ class ModuleRegistry:
                 f"{module_id} ({spec.name}): {spec.code} defines no detector with that module id"
             )
         if cls is None:
-            ready = sorted(m for m in self.settings.modules if m in REGISTRY)
-            hint = (
-                "use tier small" if set(ready) >= {"MOD-001", "MOD-002", "MOD-003"} else "choose another tier"
+            raise ModuleNotImplementedError(
+                f"{module_id} ({spec.name}) is not implemented yet; choose a tier without it"
             )
-            raise ModuleNotImplementedError(f"{module_id} ({spec.name}) is not implemented yet; {hint}")
         return cls
 
     def detectors(self, module_ids: list[str] | None = None) -> list[BaseDetector]:
