@@ -26,9 +26,10 @@ from datetime import UTC, datetime
 import orjson
 from confluent_kafka import Producer
 
+from coattail.settings import load_settings
 from connectors.kafka_writer import KafkaWriter
 from connectors.metrics import Metrics
-from connectors.registry import normalizer
+from connectors.registry import EXCHANGES, normalizer
 from connectors.simulator import simulate
 from connectors.trade import Trade
 
@@ -53,16 +54,25 @@ def best_rates(fns: list[Callable[[], int]], repeat: int = 5) -> list[float]:
 
 
 def bench_normalise(messages: int) -> list[Trade]:
+    """Every registered exchange's normaliser on its own simulated messages (same market, same run)."""
+    instruments = {ex: syms for ex, syms in load_settings().instruments.items() if ex in EXCHANGES}
+    per_exchange_rate = 20  # events/s: ``messages`` per exchange in about messages / 20 s of market
     lines, _ = simulate(
-        seed=1, minutes=max(1, messages / 20 / 60 * 1.1), rate=20, start=datetime(2026, 1, 5, tzinfo=UTC)
+        seed=1,
+        minutes=max(1, messages / per_exchange_rate / 60 * 1.1),
+        rate=per_exchange_rate * len(instruments),
+        start=datetime(2026, 1, 5, tzinfo=UTC),
+        instruments=instruments,
+        equivalences={},
     )
     trades: list[Trade] = []
     print(
         f"{'exchange':<10}{'parse-only msg/s':>18}{'normalise msg/s':>18}{'ratio':>8}{'+serialise msg/s':>19}{'ratio':>8}"  # noqa: E501
     )
-    for exchange in ("binance", "coinbase"):
+    for exchange in instruments:
         raws = [orjson.dumps(line["raw"]) for line in lines if line["exchange"] == exchange][:messages]
-        norm = normalizer(exchange)
+        known = instruments[exchange]
+        norm = normalizer(exchange, known)
 
         def parse_only(raws: list[bytes] = raws) -> int:
             for raw in raws:

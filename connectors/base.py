@@ -166,6 +166,7 @@ class BaseConnector(ABC):
         self._m_duplicates = self.metrics.duplicates.labels(self.name)
         self._m_dead = self.metrics.dead_lettered.labels(self.name)
         self._m_ignored = self.metrics.ignored.labels(self.name)
+        self.pings_sent = 0
 
     # -- exchange hooks --------------------------------------------------------------------------
     def partition(self, symbols: list[str]) -> list[list[str]]:
@@ -196,6 +197,19 @@ class BaseConnector(ABC):
     @abstractmethod
     async def latest_id(self, rest: RestClient, symbol: str) -> int | None:
         """Id of the newest trade of ``symbol`` on REST (None if there is none)."""
+
+    # -- keep-alive: the venue's application-level ping (OKX, Kraken, Bybit want one) ------------------
+    def ping_frame(self) -> str | None:
+        """The text to send when the link is idle (None: the venue needs no ping of its own)."""
+        return None
+
+    def ping_interval(self) -> float:
+        """Seconds of silence (nothing received, no ping sent) after which :meth:`ping_frame` goes out."""
+        return 20.0
+
+    def control_text(self, raw: str | bytes) -> bool:
+        """A non-JSON control frame (OKX answers ``pong`` as bare text): counted as ignored, not dead."""
+        return False
 
     @abstractmethod
     def sequence(self, trade: Trade) -> int | None:
@@ -309,6 +323,7 @@ class BaseConnector(ABC):
             "connected",
             extra={"exchange": self.name, "url": self.ws_url(link.symbols), "symbols": link.symbols},
         )
+        pinger = asyncio.create_task(self._keepalive(ws, link)) if self.ping_frame() is not None else None
         try:
             await self._fill_gaps(link, queue, rest)
             await self._seed_last_ids(link, rest)
@@ -325,10 +340,28 @@ class BaseConnector(ABC):
                 return "lost"
             raise SessionFailedError(f"connection lost: {one_line(exc)}") from exc
         finally:
+            if pinger is not None:
+                pinger.cancel()
             link.ws = None
             self._set_connected()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(ws.close(), 5)
+
+    async def _keepalive(self, ws: ClientConnection, link: Link) -> None:
+        """Send the venue's ping whenever the link was silent for :meth:`ping_interval`, until the
+        session ends. A missing answer needs no handling here: the read loop's staleness timeout
+        reconnects."""
+        frame, interval = self.ping_frame(), self.ping_interval()
+        assert frame is not None
+        sent = time.monotonic()  # link.last_message may still be the previous session's
+        with contextlib.suppress(websockets.exceptions.ConnectionClosed, OSError):
+            while True:
+                idle = time.monotonic() - max(link.last_message, sent)
+                if idle >= interval:
+                    await ws.send(frame)
+                    self.pings_sent += 1
+                    sent, idle = time.monotonic(), 0.0
+                await asyncio.sleep(interval - idle)
 
     async def _read(self, link: Link, ws: ClientConnection, queue: asyncio.Queue[Item]) -> None:
         stale = self.settings.stale_after_seconds
@@ -348,6 +381,9 @@ class BaseConnector(ABC):
         """One message ends as trades, ignored (a known control message) or a dead letter, whatever it is."""
         received_at = now_iso()
         self._m_received.inc()
+        if self.control_text(raw):
+            self._m_ignored.inc()
+            return
         try:
             trades = self.handle(orjson.loads(raw), received_at)
         except orjson.JSONDecodeError as exc:

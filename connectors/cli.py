@@ -41,11 +41,16 @@ def run(
 
 @app.command()
 def plan(tier: Annotated[str | None, typer.Option(help="Tier to load")] = None) -> None:
-    """Print which exchange/symbols this pod would stream (after SYMBOLS)."""
+    """Print which exchange/symbols this pod would stream (after SYMBOLS) and the spread pairs
+    MOD-003 compares among the tier's venues (every pair of an equivalence group)."""
     from connectors.manager import plan_symbols
+    from jobs.logic import spread_pairs
 
     settings = load_settings(tier)
-    typer.echo(orjson.dumps(plan_symbols(settings, os.environ.get("SYMBOLS", ""))).decode())
+    streams = plan_symbols(settings, os.environ.get("SYMBOLS", ""))
+    active = [f"{ex}:{s}" for ex in settings.active_connectors for s in settings.instruments.get(ex, [])]
+    pairs = [f"{p.a} vs {p.b}" for p in spread_pairs(settings.equivalences, active)]
+    typer.echo(orjson.dumps({"streams": streams, "spread_pairs": pairs}).decode())
 
 
 @app.command()

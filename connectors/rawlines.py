@@ -23,11 +23,13 @@ class RawLine:
 
 
 def parse_line(line: str | bytes) -> RawLine:
-    """One JSONL line; raises NormalizeError (with a reason) for lines that are not JSON objects."""
+    """One JSONL line; raises NormalizeError (with a reason) for lines that are not JSON objects or arrays."""
     try:
         data = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         raise NormalizeError(f"not JSON: {exc}") from None
+    if type(data) is list:  # a bare array message (Kraken v1): the exchange's normaliser judges it
+        return RawLine(None, None, data)
     if type(data) is not dict:
         raise NormalizeError(f"expected a JSON object, got {type(data).__name__}")
     if "raw" in data and "exchange" in data:

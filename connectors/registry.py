@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from coattail.settings.connectors import ConnectorSettingsBase
-from connectors import binance, coinbase
+from connectors import binance, bybit, coinbase, kraken, okx
 from connectors.onchain import OnchainSettings
 from connectors.spec import ExchangeSpec, Normalizer
 
-EXCHANGES: Mapping[str, ExchangeSpec] = {spec.name: spec for spec in (binance.SPEC, coinbase.SPEC)}
+EXCHANGES: Mapping[str, ExchangeSpec] = {
+    spec.name: spec for spec in (binance.SPEC, bybit.SPEC, coinbase.SPEC, kraken.SPEC, okx.SPEC)
+}
 
 # Connector ``type`` -> settings model: the members of the config's ``connectors:`` union
 # (coattail/settings/connectors.py). The chains have settings before they have connectors.

@@ -164,10 +164,18 @@ def spread_pct(a_vwap: float, b_vwap: float) -> float:
     return (a_vwap - b_vwap) / b_vwap * 100
 
 
-def spread_pairs(equivalences: dict[str, list[str]]) -> list[Pair]:
-    """Pairs to compare: in each group the first instrument is "a", every other one a "b"."""
+def spread_pairs(equivalences: dict[str, list[str]], present: Iterable[str] | None = None) -> list[Pair]:
+    """Every pair of instruments in each group, "a" listed before "b" (so a group of n gives n(n-1)/2).
+
+    ``present`` (``exchange:symbol`` keys) keeps only pairs whose both sides are streamed.
+    """
+    keep = None if present is None else set(present)
     return [
-        Pair(group, members[0], b) for group, members in sorted(equivalences.items()) for b in members[1:]
+        Pair(group, a, b)
+        for group, members in sorted(equivalences.items())
+        for i, a in enumerate(members)
+        for b in members[i + 1 :]
+        if keep is None or (a in keep and b in keep)
     ]
 
 

@@ -31,7 +31,9 @@ def _free_port() -> int:
 @pytest.mark.unit
 def test_symbols_env_partitions_instruments() -> None:
     settings = load_settings()
-    assert plan_symbols(settings, "") == settings.instruments
+    # the tier's venues (binance, coinbase) only; the other configured venues are not streamed
+    assert plan_symbols(settings, "") == {ex: settings.instruments[ex] for ex in settings.active_connectors}
+    assert plan_symbols(settings, "", ["okx"]) == {"okx": settings.instruments["okx"]}
     assert plan_symbols(settings, "btcusdt, ETH-USD") == {"binance": ["BTC-USDT"], "coinbase": ["ETH-USD"]}
     assert plan_symbols(settings, "binance:ETH-USDT") == {"binance": ["ETH-USDT"]}
     with pytest.raises(ConfigError, match="DOGEUSDT"):

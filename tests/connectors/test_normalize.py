@@ -359,7 +359,7 @@ def test_every_line_is_accounted_for_once_including_batches_and_case() -> None:
         _envelope("Binance", _agg(a=5)),  # exchange name in another case: normalised, not dropped
         _envelope("COINBASE", {"type": "heartbeat"}),
         _envelope("binance", {"e": "somethingNew"}),
-        _envelope("kraken", _agg()),
+        _envelope("bitfinexx", _agg()),
         _envelope("binance", _agg(), "9999-12-31T23:59:59-05:00"),
         _envelope("binance", _agg(), "0001-01-01T00:00:00+01:00"),
         b"",
@@ -375,7 +375,7 @@ def test_every_line_is_accounted_for_once_including_batches_and_case() -> None:
     ]
     reasons = [orjson.loads(line)["reason"] for line in dlq.getvalue().splitlines()]
     assert reasons[0] == "e: unknown message type 'somethingNew'"
-    assert reasons[1].startswith("unknown exchange 'kraken'")
+    assert reasons[1].startswith("unknown exchange 'bitfinexx'")
     assert reasons[2] == "received_at: '9999-12-31T23:59:59-05:00' is outside the representable range"
     assert "outside the representable range" in reasons[3]
     assert reasons[4].startswith("not JSON")

@@ -13,7 +13,10 @@ import pytest
 from coattail.settings import ConfigError, load_settings
 from coattail.settings.connectors import UncheckedConnectorSettings
 from connectors.binance import BinanceSettings
+from connectors.bybit import BybitSettings
 from connectors.coinbase import CoinbaseSettings
+from connectors.kraken import KrakenSettings
+from connectors.okx import OkxSettings
 from connectors.onchain import OnchainSettings
 from connectors.registry import EXCHANGES, SETTINGS_MODELS
 
@@ -27,6 +30,9 @@ def test_each_entry_gets_its_own_model_and_the_union_comes_from_the_registry() -
     assert kinds == {
         "binance": BinanceSettings,
         "coinbase": CoinbaseSettings,
+        "okx": OkxSettings,
+        "kraken": KrakenSettings,
+        "bybit": BybitSettings,
         "ethereum": OnchainSettings,
         "solana": OnchainSettings,
     }
@@ -38,8 +44,9 @@ def test_each_entry_gets_its_own_model_and_the_union_comes_from_the_registry() -
     ("overrides", "message"),
     [
         (
-            {"connectors.binance.type": "kraken"},
-            "config error: connectors.binance.type: 'kraken' is unknown; one of binance, coinbase, onchain"
+            {"connectors.binance.type": "bitfinexx"},
+            "config error: connectors.binance.type: 'bitfinexx' is unknown; one of binance, bybit, coinbase,"
+            " kraken, okx, onchain"
             " (from override connectors.binance.type)",
         ),
         (
@@ -77,8 +84,8 @@ def test_config_check_prints_one_line_for_a_bad_connector_type() -> None:
     )
     assert done.returncode != 0
     assert done.stderr == (
-        "error: config error: connectors.coinbase.type: 'coinbasepro' is unknown; one of binance, coinbase,"
-        " onchain (from COATTAIL_CONNECTORS__COINBASE__TYPE='coinbasepro')\n"
+        "error: config error: connectors.coinbase.type: 'coinbasepro' is unknown; one of binance, bybit,"
+        " coinbase, kraken, okx, onchain (from COATTAIL_CONNECTORS__COINBASE__TYPE='coinbasepro')\n"
     )
 
 

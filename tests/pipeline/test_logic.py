@@ -11,6 +11,7 @@ from jobs.logic import (
     Pair,
     VolumeState,
     advance_volume,
+    spread_pairs,
     spread_pct,
     spreads_for_window,
     whale_severity,
@@ -103,3 +104,16 @@ def test_spread() -> None:
     assert below.flagged
     assert below.spread_pct == -0.5
     assert spreads_for_window({"binance:BTC-USDT": 201.0}, pairs, 0.5) == []  # one side did not trade
+
+
+def test_spread_pairs_are_every_pair_of_a_group_among_the_streamed_venues() -> None:
+    groups = {"BTC": ["binance:BTC-USDT", "coinbase:BTC-USD", "okx:BTC-USDT", "kraken:BTC-USD"]}
+    pairs = spread_pairs(groups)
+    assert len(pairs) == 6  # n(n-1)/2: every venue against every other, "a" listed first
+    assert (pairs[0].a, pairs[0].b) == ("binance:BTC-USDT", "coinbase:BTC-USD")
+    assert ("okx:BTC-USDT", "kraken:BTC-USD") in {(p.a, p.b) for p in pairs}
+    streamed = spread_pairs(groups, present=["okx:BTC-USDT", "kraken:BTC-USD", "binance:BTC-USDT"])
+    assert [(p.a, p.b) for p in streamed] == [
+        ("binance:BTC-USDT", "okx:BTC-USDT"), ("binance:BTC-USDT", "kraken:BTC-USD"),
+        ("okx:BTC-USDT", "kraken:BTC-USD"),
+    ]  # fmt: skip
