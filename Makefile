@@ -9,7 +9,7 @@ setup: ## Install everything from the registries (idempotent; a second run only 
 	@bash scripts/setup.sh
 
 demo: ## Run the whole pipeline on the embedded profile (sets itself up first)
-	@bash scripts/demo.sh
+	@TIER="$(TIER)" bash scripts/demo.sh
 
 test: ## Lint, type-check and run the whole test suite (sets itself up first)
 	@bash scripts/test.sh

@@ -26,8 +26,13 @@ def simulate_command(
     realtime: Annotated[
         bool, typer.Option("--realtime", help="Emit at wall-clock pace, timestamps = now")
     ] = False,
+    exchanges: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated venues to simulate (default: the tier's connectors)"),
+    ] = None,
+    tier: Annotated[str | None, typer.Option(help="Tier whose connectors are simulated")] = None,
 ) -> None:
-    """Seeded market simulator emitting raw Binance and Coinbase messages plus the planted ground truth."""
+    """Seeded market simulator: every venue's own raw messages plus the planted ground truth."""
     begin: datetime | None = None
     if realtime:
         begin = datetime.now(UTC)
@@ -40,11 +45,17 @@ def simulate_command(
             begin = begin.replace(tzinfo=UTC)
     else:
         begin = datetime.now(UTC) - timedelta(minutes=minutes)
-    settings = load_settings()
+    settings = load_settings(tier)
+    venues = [v.strip().lower() for v in exchanges.split(",") if v.strip()] if exchanges else None
+    chosen = venues or settings.active_connectors
+    unknown = [v for v in chosen if v not in settings.instruments] if venues else []
+    if unknown:
+        fail(f"--exchanges names {', '.join(unknown)}, which have no `instruments` in config/features.yaml")
+    instruments = {ex: syms for ex, syms in settings.instruments.items() if ex in chosen}
     try:
         lines, facts = simulate(
             seed=seed, minutes=minutes, rate=rate, start=begin,
-            instruments=settings.instruments, equivalences=settings.equivalences,
+            instruments=instruments, equivalences=settings.equivalences,
         )  # fmt: skip
     except ValueError as exc:
         fail(str(exc))
@@ -78,7 +89,8 @@ def simulate_command(
         fail("some records were not delivered to Kafka within 60 s")
     typer.echo(
         f"wrote {len(lines)} raw messages to {out} ({len(facts['whales'])} whales, "
-        f"{len(facts['volume_bursts'])} volume bursts, {len(facts['spread_dislocations'])} dislocations; "
+        f"{len(facts['volume_bursts'])} volume bursts, {len(facts['spread_dislocations'])} dislocations, "
+        f"{len(facts['flow_episodes'])} whale-flow episodes; "
         f"truth in {truth_path})",
         err=True,
     )

@@ -15,6 +15,13 @@ Planted (and written to the truth):
   more than an hour apart per instrument;
 - spread dislocations: a 90 s stretch (aligned to 30 s) where the first instrument of an equivalence
   group trades ``spread_pct`` above the others.
+- flow episodes: one aligned 5 min window on one instrument holding 4-6 whales (150K-450K) in
+  different minutes. A consensus episode sits on a burst's window and all its whales take one side
+  (flow ratio 1 or 0, burst z >= 6: MOD-006 and MOD-007 must fire); a flow-only episode has one or two
+  opposite whales that put the flow ratio in 0.74-0.78 (or 0.22-0.26), so MOD-006 must fire and
+  MOD-007 cannot reach 70 (score <= 100 x (0.3 + 0.3 x 0.56 + 0.4 x 0.56) = 69.2) whatever the volume.
+  Background whales (one every 7 minutes) stay out of episode windows on the episode's symbol, so any
+  other 5 min window of a symbol holds at most one whale and neither detector can fire there.
 A whale also lifts its own 60 s window volume; those windows are listed as ``whale_windows`` so a
 volume detector's hits there can be told apart from false alarms.
 """
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
@@ -42,6 +50,9 @@ BURST_Z = 6.0  # ... and at least mean + 6 sd of the hour before (whales there i
 DISLOCATION_SECONDS = 90
 WALK_SIGMA = 0.00008  # per-second log-return of the fair price
 QTY_STEP = Decimal("0.00001")
+EPISODE_SECONDS = 300  # MOD-006 / MOD-007 windows
+EPISODE_WHALE = (Decimal(150_000), Decimal(450_000))  # every episode whale's rendered quote volume
+FLOW_ONLY_SHARE = (Decimal("0.74"), Decimal("0.78"))  # flow-only: the leading side's share of it
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,18 @@ class _Trade:
     taker: str
 
 
+@dataclass
+class _Episode:
+    """A planned flow episode: its window, its free minutes and (once sized) its whales."""
+
+    inst: Instrument
+    start_s: int  # window start, aligned to EPISODE_SECONDS
+    direction: str  # accumulation | distribution
+    consensus: bool
+    minutes: list[int]  # epoch minutes of the window free for its whales
+    whales: list[_Trade]
+
+
 def simulate(
     *,
     seed: int,
@@ -76,8 +99,12 @@ def simulate(
     instruments: dict[str, list[str]] | None = None,
     equivalences: dict[str, list[str]] | None = None,
     spread_pct: float = 1.0,
+    flow_episodes: bool = True,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Raw-message lines (``{"exchange","received_at","raw"}``) sorted by ``received_at``, and the truth."""
+    """Raw-message lines (``{"exchange","received_at","raw"}``) sorted by ``received_at``, and the truth.
+
+    ``flow_episodes=False`` plants none (and then draws exactly what the simulator drew before them).
+    """
     if minutes <= 0 or rate <= 0:
         raise ValueError("minutes and rate must be positive")
     instruments = instruments or {"binance": ["BTC-USDT", "ETH-USDT"], "coinbase": ["BTC-USD", "ETH-USD"]}
@@ -125,17 +152,21 @@ def simulate(
     reserved = {b["_s"] // 60 for b in bursts} | {
         m for d in dislocations for m in range(d["_s"] // 60, d["_e"] // 60 + 1)
     }
-    whales: list[_Trade] = []
+    episodes = _plan_episodes(rng, t0, t1, insts, bursts, reserved) if flow_episodes else []
+    for ep in episodes:
+        ep.whales = _episode_whales(rng, ep, price_at)
+    busy = {(ep.inst.symbol, ep.start_s) for ep in episodes}
+    whales: list[_Trade] = [w for ep in episodes for w in ep.whales]
     minute = t0 // 60 + 3
     band = 0
     while (minute + 1) * 60 < t1:
-        if minute not in reserved:
-            inst = rng.choice(insts)
+        pick = rng.choice(insts) if minute not in reserved else None
+        if pick is not None and (pick.symbol, _episode_start(minute * 60)) not in busy:
             t_us = (minute * 60 + rng.randrange(10, 50)) * 1_000_000 + rng.randrange(1_000_000)
-            price = price_at(inst, t_us)
+            price = price_at(pick, t_us)
             target = WHALE_BANDS[band % 3] * Decimal(str(round(1 + rng.random() * 0.2, 3)))
             qty = (target / price).quantize(QTY_STEP, rounding=ROUND_DOWN) + QTY_STEP
-            whales.append(_Trade(inst, t_us, price, qty, rng.choice(("buy", "sell"))))
+            whales.append(_Trade(pick, t_us, price, qty, rng.choice(("buy", "sell"))))
             band += 1
         minute += 7
     trades.extend(whales)
@@ -152,7 +183,8 @@ def simulate(
             trades.append(trade)
             current += float(trade.price * trade.qty)
 
-    lines, whale_truth = _render(rng, trades, {id(w) for w in whales}, insts, t0, t1)
+    lines, whale_by_trade = _render(rng, trades, {id(w) for w in whales}, insts, t0, t1)
+    whale_truth = sorted(whale_by_trade.values(), key=lambda w: w["timestamp"])
     truth = {
         "seed": seed,
         "start": _iso_s(t0),
@@ -168,6 +200,7 @@ def simulate(
             ),
             key=lambda x: (x["window_start"], x["exchange"], x["symbol"]),
         ),
+        "flow_episodes": [_episode_truth(ep, whale_by_trade) for ep in episodes],
     }
     return lines, truth
 
@@ -232,16 +265,133 @@ def _plan_dislocations(
     return out
 
 
+def _plan_episodes(
+    rng: random.Random,
+    t0: int,
+    t1: int,
+    insts: list[Instrument],
+    bursts: list[dict[str, Any]],
+    reserved: set[int],
+) -> list[_Episode]:
+    """Consensus episodes on the bursts' 5 min windows, then flow-only ones every 10 minutes.
+
+    Only windows wholly inside the simulation with at least four minutes free of bursts and
+    dislocations qualify. Flow-only slots start at the first window after the start; a slot that does
+    not qualify passes to the next window, so a 20 min run always holds one of each direction.
+    Directions alternate per kind; no two episodes share a window on one symbol.
+    """
+    out: list[_Episode] = []
+    taken: set[tuple[str, int]] = set()
+    for b in bursts:
+        inst, start = b["_inst"], _episode_start(b["_s"])
+        minutes = _free_minutes(start, t0, t1, reserved)
+        if len(minutes) >= 4 and (inst.symbol, start) not in taken:
+            direction = ("accumulation", "distribution")[sum(e.consensus for e in out) % 2]
+            out.append(_Episode(inst, start, direction, True, minutes, []))
+            taken.add((inst.symbol, start))
+    order = insts[:]
+    rng.shuffle(order)
+    first = _episode_start(t0) + EPISODE_SECONDS
+    k = planted = 0
+    pending = False
+    for start in range(first, t1 - EPISODE_SECONDS + 1, EPISODE_SECONDS):
+        pending = pending or (start - first) % (2 * EPISODE_SECONDS) == 0
+        minutes = _free_minutes(start, t0, t1, reserved)
+        free = [j for j in range(len(order)) if (order[(k + j) % len(order)].symbol, start) not in taken]
+        if not pending or len(minutes) < 4 or not free:
+            continue
+        inst = order[(k + free[0]) % len(order)]
+        k += free[0] + 1
+        direction = ("accumulation", "distribution")[planted % 2]
+        out.append(_Episode(inst, start, direction, False, minutes, []))
+        taken.add((inst.symbol, start))
+        planted += 1
+        pending = False
+    return sorted(out, key=lambda e: (e.start_s, e.inst.key))
+
+
+def _free_minutes(start: int, t0: int, t1: int, reserved: set[int]) -> list[int]:
+    """Minutes of the window at ``start`` an episode whale may use (none if it leaves the simulation)."""
+    if start < t0 or start + EPISODE_SECONDS > t1:
+        return []
+    return [m for m in range(start // 60, (start + EPISODE_SECONDS) // 60) if m not in reserved]
+
+
+def _episode_whales(
+    rng: random.Random, ep: _Episode, price_at: Callable[[Instrument, int], Decimal]
+) -> list[_Trade]:
+    """4-6 whales in distinct minutes, sized until their rendered quote volumes meet the episode's claim.
+
+    A consensus episode's whales all take the leading side; a flow-only one has one or two opposite
+    whales sized so the leading side holds 0.74-0.78 of the whale quote volume, checked on the exact
+    wire texts the normaliser multiplies.
+    """
+    n = rng.randint(4, min(6, len(ep.minutes)))
+    times = sorted(
+        (m * 60 + rng.randrange(10, 50)) * 1_000_000 + rng.randrange(1_000_000)
+        for m in rng.sample(ep.minutes, n)
+    )
+    prices = [price_at(ep.inst, t) for t in times]
+    lead, other = ("buy", "sell") if ep.direction == "accumulation" else ("sell", "buy")
+    minor = 0 if ep.consensus else (1 if n == 4 else rng.choice((1, 2)))
+    sides = [lead] * (n - minor) + [other] * minor
+    rng.shuffle(sides)
+    lo, hi = EPISODE_WHALE
+    for _ in range(1000):
+        leading = [Decimal(str(round(rng.uniform(155_000, 445_000), 2))) for _ in range(n - minor)]
+        share = Decimal(str(round(rng.uniform(0.75, 0.77), 4)))
+        opposite = sum(leading, Decimal(0)) * (1 - share) / share / minor if minor else Decimal(0)
+        targets = iter(leading)
+        trades = [
+            _Trade(ep.inst, t, p, _qty_for(next(targets) if s == lead else opposite, p), s)
+            for t, p, s in zip(times, prices, sides, strict=True)
+        ]
+        volumes = [(tr.taker, _wire_quote(tr)) for tr in trades]
+        if all(lo <= v <= hi for _, v in volumes) and _share_ok(ep, volumes):
+            return trades
+    raise RuntimeError(f"could not size the flow episode on {ep.inst.key} at {_iso_s(ep.start_s)}")
+
+
+def _share_ok(ep: _Episode, volumes: list[tuple[str, Decimal]]) -> bool:
+    """The buy share of the whale quote volume is what the episode's truth says it is."""
+    buy = sum((v for side, v in volumes if side == "buy"), Decimal(0))
+    ratio = buy / sum((v for _, v in volumes), Decimal(0))
+    leading = ratio if ep.direction == "accumulation" else 1 - ratio
+    if ep.consensus:
+        return leading == 1
+    return FLOW_ONLY_SHARE[0] <= leading <= FLOW_ONLY_SHARE[1]
+
+
+def _episode_truth(ep: _Episode, whale_by_trade: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """The episode as the truth states it, summed from the whales' rendered quote volumes."""
+    rendered = sorted((whale_by_trade[id(w)] for w in ep.whales), key=lambda w: w["timestamp"])
+    volumes = [(w["side"], Decimal(w["quote_volume"])) for w in rendered]
+    if not _share_ok(ep, volumes):  # sized on the same texts; a renderer change would break it
+        raise RuntimeError(f"flow episode on {ep.inst.key} at {_iso_s(ep.start_s)} lost its flow ratio")
+    return {
+        "exchange": ep.inst.exchange,
+        "symbol": ep.inst.symbol,
+        "window_start": _iso_s(ep.start_s),
+        "window_end": _iso_s(ep.start_s + EPISODE_SECONDS),
+        "direction": ep.direction,
+        "whale_event_ids": [w["event_id"] for w in rendered],
+        "buy_volume": format(sum((v for s, v in volumes if s == "buy"), Decimal(0)), "f"),
+        "sell_volume": format(sum((v for s, v in volumes if s == "sell"), Decimal(0)), "f"),
+        "consensus": ep.consensus,
+    }
+
+
 # -- rendering raw exchange messages (each exchange module renders its own) -----------------------------
 def _render(
     rng: random.Random, trades: list[_Trade], whale_ids: set[int], insts: list[Instrument], t0: int, t1: int
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]]]:
+    """The lines, and each whale's truth entry keyed by ``id()`` of its trade (episodes look theirs up)."""
     trades.sort(key=lambda tr: (tr.t_us, tr.inst.key))
     first_ids = {i.key: rng.randrange(10**8, 4 * 10**9) for i in insts}
     first_seqs = {i.key: rng.randrange(10**9, 9 * 10**10) for i in insts}
     counters = {i.key: SimCounters(first_ids[i.key], first_seqs[i.key]) for i in insts}
     out: list[tuple[int, dict[str, Any]]] = []
-    whales: list[dict[str, Any]] = []
+    whales: dict[int, dict[str, Any]] = {}
     for tr in trades:
         key = tr.inst.key
         tid = counters[key].next_id
@@ -253,24 +403,22 @@ def _render(
         line = {"exchange": tr.inst.exchange, "received_at": _iso_us(received, ms=True), "raw": rendered.raw}
         out.append((received, line))
         if id(tr) in whale_ids:
-            whales.append(
-                {
-                    "exchange": tr.inst.exchange,
-                    "symbol": tr.inst.symbol,
-                    "event_id": trade_event_id(tr.inst.exchange, tr.inst.symbol, rendered.event_key),
-                    # Same text as the normalised event's quote_volume (product of the wire strings).
-                    "quote_volume": format(Decimal(rendered.price_text) * Decimal(rendered.qty_text), "f"),
-                    "side": tr.taker,
-                    "timestamp": _iso_us(rendered.ts_us),
-                }
-            )
+            whales[id(tr)] = {
+                "exchange": tr.inst.exchange,
+                "symbol": tr.inst.symbol,
+                "event_id": trade_event_id(tr.inst.exchange, tr.inst.symbol, rendered.event_key),
+                # Same text as the normalised event's quote_volume (product of the wire strings).
+                "quote_volume": format(Decimal(rendered.price_text) * Decimal(rendered.qty_text), "f"),
+                "side": tr.taker,
+                "timestamp": _iso_us(rendered.ts_us),
+            }
     for inst in insts:  # non-trade messages (Coinbase heartbeats): real feeds interleave them
         for received, raw in EXCHANGES[inst.exchange].idle_messages(inst.symbol, counters[inst.key], t0, t1):
             out.append(
                 (received, {"exchange": inst.exchange, "received_at": _iso_us(received, ms=True), "raw": raw})
             )
     out.sort(key=lambda x: x[0])
-    return [line for _, line in out], sorted(whales, key=lambda w: w["timestamp"])
+    return [line for _, line in out], whales
 
 
 # -- small helpers ------------------------------------------------------------------------------------
@@ -292,6 +440,22 @@ def _burst_target(trades: list[_Trade], inst: Instrument, start_s: int, t0: int)
         sd = math.sqrt(sum((v - mean) ** 2 for v in history) / (len(history) - 1))
         target = max(target, mean * (1 + BURST_FACTOR), mean + BURST_Z * sd)
     return target, windows[60]
+
+
+def _qty_for(target: Decimal, price: Decimal) -> Decimal:
+    """The smallest quantity step at ``price`` whose notional exceeds ``target``."""
+    return (target / price).quantize(QTY_STEP, rounding=ROUND_DOWN) + QTY_STEP
+
+
+def _wire_quote(tr: _Trade) -> Decimal:
+    """Quote volume as the normaliser will compute it: the exchange's own price and size texts."""
+    sim = SimTrade(tr.inst.symbol, tr.t_us, tr.price, tr.qty, tr.taker)
+    rendered = EXCHANGES[tr.inst.exchange].render(sim, 0, SimCounters(0, 0), random.Random(0))
+    return Decimal(rendered.price_text) * Decimal(rendered.qty_text)
+
+
+def _episode_start(epoch_s: int) -> int:
+    return epoch_s - epoch_s % EPISODE_SECONDS
 
 
 def _walk(rng: random.Random, p0: float, n: int) -> list[float]:

@@ -3,6 +3,7 @@
 #   simulated market (30 min of history, then a live feed) -> Kafka -> Spark detectors
 #   -> DynamoDB Local + Iceberg -> alert API and dashboard on 127.0.0.1, alerts printed as they land.
 # Ctrl-C stops everything it started (the local services too). DEMO_SECONDS=N stops it after N s.
+# TIER=small|medium (default medium, e.g. `make demo TIER=small`) chooses the modules (config/tiers/<tier>.yaml).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -19,6 +20,8 @@ export COATTAIL_PIPELINE__CHECKPOINT_LOCATION="$DEMO_DIR/checkpoints"
 API_PORT="${API_PORT:-8000}"
 API="http://127.0.0.1:$API_PORT"
 
+export COATTAIL_TIER="${TIER:-${COATTAIL_TIER:-medium}}"  # the largest tier that runs here
+echo "[demo] tier $COATTAIL_TIER"
 coattail config check
 coattail dev up
 

@@ -31,6 +31,7 @@ pytestmark = [pytest.mark.spark, pytest.mark.services]
 START = "2026-01-05T10:00:00Z"
 MINUTES = 20
 MAX_FALSE_ALERTS = 3  # stated budget for alerts on the unplanted background (observed: see report)
+CONSENSUS_TYPE = {"accumulation": "consensus_bullish", "distribution": "consensus_bearish"}
 
 
 def _coattail(*args: str, env: dict[str, str]) -> str:
@@ -63,10 +64,25 @@ def _classify(alerts: list[Alert], truth: dict[str, Any]) -> tuple[dict[str, set
         alert_id("MOD-001", w["symbol"], w["exchange"], _when(w["window_start"]))
         for w in truth["whale_windows"]
     }
-    found: dict[str, set[str]] = {"whales": set(), "bursts": set(), "spreads": set()}
+    # Medium tier: each flow episode's MOD-006 signal, and MOD-007's where the episode plants consensus.
+    flows = {
+        alert_id("MOD-006", e["symbol"], _when(e["window_start"])): f"{e['direction']}_signal"
+        for e in truth.get("flow_episodes", [])
+    }
+    consensus = {
+        alert_id("MOD-007", e["symbol"], _when(e["window_start"])): CONSENSUS_TYPE[e["direction"]]
+        for e in truth.get("flow_episodes", [])
+        if e["consensus"]
+    }
+    found: dict[str, set[str]] = {"whales": set(), "bursts": set(), "spreads": set(), "flows": set(),
+                                  "consensus": set()}  # fmt: skip
     false: list[Alert] = []
     for a in alerts:
-        if a.alert_id in whales:
+        if flows.get(a.alert_id) == a.alert_type:
+            found["flows"].add(a.alert_id)
+        elif consensus.get(a.alert_id) == a.alert_type:
+            found["consensus"].add(a.alert_id)
+        elif a.alert_id in whales:
             found["whales"].add(a.alert_id)
         elif a.alert_id in bursts:
             found["bursts"].add(a.alert_id)
@@ -88,7 +104,9 @@ def _dislocation(a: Alert, truth: dict[str, Any]) -> str | None:
     return None
 
 
+@pytest.mark.parametrize("tier", ["small", "medium"])
 def test_simulated_market_end_to_end_with_restart(
+    tier: str,
     spark: Any,
     make_settings: Callable[..., Settings],
     kafka_bootstrap: str,
@@ -103,7 +121,7 @@ def test_simulated_market_end_to_end_with_restart(
         kafka_bootstrap,
         dynamodb_endpoint,
         unique_name,
-        **{"pipeline.max_offsets_per_trigger": 1500},
+        **{"pipeline.max_offsets_per_trigger": 1500, "tier": tier},
     )
     env = {
         **os.environ,
@@ -178,9 +196,22 @@ def test_simulated_market_end_to_end_with_restart(
     assert len(found["whales"]) == len(truth["whales"])
     assert len(found["bursts"]) == len(truth["volume_bursts"])
     assert len(found["spreads"]) == len(truth["spread_dislocations"])
+    episodes = truth["flow_episodes"]
+    if tier == "medium":  # every planted episode's flow signal, and consensus exactly where planted
+        assert {e["consensus"] for e in episodes} == {True, False}
+        assert len(found["flows"]) == len(episodes)
+        assert len(found["consensus"]) == sum(e["consensus"] for e in episodes)
+        flow_rows = {
+            (r["symbol"], r["window_start"]) for r in iceberg_rows(spark, settings, "flow_direction")
+        }
+        assert {(e["symbol"], _when(e["window_start"]).replace(tzinfo=None)) for e in episodes} <= flow_rows
+        assert iceberg_rows(spark, settings, "consensus_signals")
+    else:
+        assert not any(a.module_id in {"MOD-006", "MOD-007"} for a in lake)
     print(
         f"\nE2E: {written} trades, {len(lake)} alerts; planted whales {len(truth['whales'])}, "
-        f"bursts {len(truth['volume_bursts'])}, dislocations {len(truth['spread_dislocations'])}; "
+        f"bursts {len(truth['volume_bursts'])}, dislocations {len(truth['spread_dislocations'])}, "
+        f"flow episodes {len(episodes)} ({sum(e['consensus'] for e in episodes)} with consensus); "
         f"false alerts {len(false)}: "
         f"{[(a.module_id, a.exchange, a.symbol, a.details.get('window_start'), a.details.get('z_score')) for a in false]}"  # noqa: E501
     )
