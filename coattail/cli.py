@@ -55,6 +55,7 @@ SUBCOMMANDS: dict[str | None, list[tuple[str, str, str, str]]] = {
             "normalize",
             "Raw exchange messages (stdin) to TradeEvent JSONL.",
         ),
+        ("jobs.outbound.cli", "app", "alerts", "Alerts out: deliver published alerts to webhooks."),
     ],
     "pipeline": [
         ("jobs.cli", "pipeline_app", "pipeline", "The streaming detector pipeline on Spark."),

@@ -71,11 +71,25 @@ def run_command(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    runner = PipelineRunner(spark, settings, detectors=detectors, hot=hot)
+    out = settings.alerts_out
+    publisher, dispatcher = None, None
+    if out.enabled:  # alerts leave the system: the `alerts` topic, and webhooks from it
+        from jobs.outbound.dispatcher import start_thread
+        from jobs.outbound.publisher import AlertPublisher
+
+        publisher = AlertPublisher(settings, store=hot.store)
+        if out.webhooks:
+            dispatcher = start_thread(settings, stop)
+    runner = PipelineRunner(spark, settings, detectors=detectors, hot=hot, publisher=publisher)
     runner.start()
     names = ", ".join(d.module_id for d in detectors)
     log.info(
-        "pipeline running: tier %s, modules %s, trigger %ss", settings.tier, names, p.trigger_interval_seconds
+        "pipeline running: tier %s, modules %s, triggers: alerts %ss, windows %ss, lake %ss",
+        settings.tier,
+        names,
+        p.alert_trigger_seconds,
+        p.window_trigger_seconds,
+        p.trigger_interval_seconds,
     )
     try:
         if until_idle:
@@ -86,6 +100,11 @@ def run_command(
         fail(str(exc).splitlines()[0], 1)
     finally:
         runner.stop()
+        stop.set()
+        if dispatcher is not None:
+            dispatcher.join(10)
+        if publisher is not None:
+            publisher.close()
         spark.stop()
         hot.close()
     log.info("pipeline stopped; totals %s", metrics.totals())

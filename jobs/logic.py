@@ -60,13 +60,20 @@ class VolumeState:
     open: dict[int, list[float]] = field(default_factory=dict)  # window start ms -> [volume, trades]
     history: list[float] = field(default_factory=list)
     last_closed: int | None = None
+    warned: set[int] = field(default_factory=set)  # open windows that already raised an early warning
 
     def to_json(self) -> dict[str, Any]:
-        return {"open": {str(k): v for k, v in self.open.items()}, "h": self.history, "l": self.last_closed}
+        return {
+            "open": {str(k): v for k, v in self.open.items()},
+            "h": self.history,
+            "l": self.last_closed,
+            "w": sorted(self.warned),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> VolumeState:
-        return cls({int(k): list(v) for k, v in data["open"].items()}, list(data["h"]), data["l"])
+        warned = set(data.get("w", ()))  # (state written before early warnings existed has none)
+        return cls({int(k): list(v) for k, v in data["open"].items()}, list(data["h"]), data["l"], warned)
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,7 @@ class ClosedWindow:
     volume: float
     trades: int
     score: ZScore
+    early_warned: bool = False  # an early warning was raised for it while it was open
 
 
 def advance_volume(
@@ -115,11 +123,41 @@ def advance_volume(
             state.history.extend([0.0] * min(gap, baseline_windows))
             del state.history[:-baseline_windows]
         score = z_score_for_window(state.history, volume, min_history=min_history, threshold=threshold)
-        closed.append(ClosedWindow(start, start + window_ms, volume, int(count), score))
+        warned = start in state.warned
+        state.warned.discard(start)
+        closed.append(ClosedWindow(start, start + window_ms, volume, int(count), score, warned))
         state.history.append(volume)
         del state.history[:-baseline_windows]
         state.last_closed = start
     return closed, late
+
+
+def early_spikes(
+    state: VolumeState, *, window_ms: int, baseline_windows: int, min_history: int, threshold: float
+) -> list[ClosedWindow]:
+    """Open windows whose running volume already makes z > ``threshold`` (each window once).
+
+    The baseline is the one the window will be scored with at close — the closed history, quiet
+    windows as zeros — with an earlier window that is still open counted at its running volume (its
+    trades are in; only late ones could still come). Volume only grows, so a spike seen early is
+    nearly always confirmed at close; one that is not is retracted (see the volume detector). Only
+    spikes up: a drop is known only when the window is over.
+    """
+    out: list[ClosedWindow] = []
+    history, last = list(state.history), state.last_closed
+    for start in sorted(state.open):
+        volume, count = state.open[start]
+        if last is not None:
+            history.extend([0.0] * min((start - last) // window_ms - 1, baseline_windows))
+            del history[:-baseline_windows]
+        score = z_score_for_window(history, volume, min_history=min_history, threshold=threshold)
+        if score.flagged and score.z is not None and score.z > 0 and start not in state.warned:
+            state.warned.add(start)
+            out.append(ClosedWindow(start, start + window_ms, volume, int(count), score, True))
+        history.append(volume)
+        del history[:-baseline_windows]
+        last = start
+    return out
 
 
 def band_severity(bands: list[SeverityBand], measure: float, floor: SeverityName = "low") -> SeverityName:

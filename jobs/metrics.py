@@ -25,7 +25,8 @@ from pyspark.sql.streaming import StreamingQueryListener
 
 log = logging.getLogger("jobs.pipeline")
 
-INGEST_QUERY = "coattail-ingest"
+INGEST_QUERY = "coattail-ingest"  # the lake path: quality, raw_trades, dead letters, per-trade rows
+ALERTS_QUERY = "coattail-alerts"  # the per-trade alert path: stateless detectors -> hot store
 REGISTRY = CollectorRegistry()
 _NS = "coattail_pipeline"
 PROCESSED = Counter(f"{_NS}_records_processed", "RecordsProcessed: records read", registry=REGISTRY)

@@ -29,6 +29,34 @@ PROMETHEUS_CONF = {
 }
 
 
+# FAIR scheduling between the streaming queries of the one application: jobs of the alert path (the
+# per-trade and the windowed detectors) run in a pool that gets 4 shares of the cores for the lake
+# path's 1, and at least one core when it has work, so a long Iceberg commit or a raw_trades append
+# never holds a whale alert behind it. Each query's sink sets its pool (jobs.framework.runner).
+ALERT_POOL, LAKE_POOL = "alerts", "lake"
+FAIR_POOLS = f"""<?xml version="1.0"?>
+<allocations>
+  <pool name="{ALERT_POOL}">
+    <schedulingMode>FAIR</schedulingMode><weight>4</weight><minShare>1</minShare>
+  </pool>
+  <pool name="{LAKE_POOL}">
+    <schedulingMode>FIFO</schedulingMode><weight>1</weight><minShare>0</minShare>
+  </pool>
+</allocations>
+"""
+
+
+def scheduler_conf(settings: Settings) -> dict[str, str]:
+    """``spark.scheduler.mode=FAIR`` and the pools file (written under the state folder)."""
+    if not settings.pipeline.fair_scheduler:
+        return {}
+    path = settings.state_path("spark", "fairscheduler.xml")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text() != FAIR_POOLS:
+        path.write_text(FAIR_POOLS)
+    return {"spark.scheduler.mode": "FAIR", "spark.scheduler.allocation.file": path.as_uri()}
+
+
 def catalog_conf(settings: Settings) -> dict[str, str]:
     """Spark conf of the Iceberg catalog named ``lake`` (sql -> JDBC on sqlite locally, glue, rest)."""
     cat = settings.lake.catalog
@@ -115,6 +143,8 @@ def build_session(
         **({"spark.driver.bindAddress": "127.0.0.1", "spark.default.parallelism": "2"} if local else {}),
         **catalog_conf(settings),
         **(PROMETHEUS_CONF if spark_ui else {}),
+        **scheduler_conf(settings),
+        **settings.pipeline.spark_conf,
         **(extra or {}),
     }
     for key, value in conf.items():

@@ -17,6 +17,8 @@ DEMO_DIR="$ROOT/.state/demo/$RUN"
 mkdir -p "$DEMO_DIR"
 export COATTAIL_STREAM__KAFKA__TOPIC="$RUN-trades" COATTAIL_STREAM__KAFKA__DLQ_TOPIC="$RUN-dlq"
 export COATTAIL_PIPELINE__CHECKPOINT_LOCATION="$DEMO_DIR/checkpoints"
+# Every new alert is also published once to this run's alerts topic (key = alert id) for subscribers.
+export COATTAIL_ALERTS_OUT__ENABLED=true COATTAIL_ALERTS_OUT__TOPIC="$RUN-alerts"
 API_PORT="${API_PORT:-8000}"
 API="http://127.0.0.1:$API_PORT"
 
@@ -57,6 +59,7 @@ cat <<MSG
   Dashboard : $API/
   Alert API : $API/alerts   (docs: $API/docs, live stream: $API/alerts/stream)
   Metrics   : pipeline quality http://127.0.0.1:9103/metrics, API $API/internal/metrics
+  Alerts out: Kafka topic $RUN-alerts (key = alert id), at $(coattail dev status 2>/dev/null | grep -m1 -o '127.0.0.1:[0-9]*' || echo 'the local broker')
 
   The pipeline needs ~1 min to start; then alerts print below as they land. Ctrl-C stops the demo.
 

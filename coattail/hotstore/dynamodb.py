@@ -258,6 +258,27 @@ class DynamoAlertStore:
             self._retried(f"writing {len(items)} {what}", attempt, retryable)
         return len(items)
 
+    def delete(self, alerts: Iterable[Alert]) -> int:
+        """Delete the items of ``alerts`` (their keys), under the write retry deadline; returns how many."""
+        keys = list(dict.fromkeys(item_key(alert_to_item(a)) for a in alerts))
+        batches: list[list[Any]] = [
+            [{"DeleteRequest": {"Key": {"alert_id": {"S": k[0]}, "detected_at": {"S": k[1]}}}} for k in part]
+            for part in (keys[i : i + BATCH] for i in range(0, len(keys), BATCH))
+        ]
+
+        def attempt() -> None:
+            while batches:
+                response = self.client.batch_write_item(RequestItems={self.table: batches[0]})
+                left = list(response.get("UnprocessedItems", {}).get(self.table, []))
+                if left:
+                    batches[0] = left
+                    raise UnprocessedItemsError(f"{len(left)} item(s) left unprocessed")
+                batches.pop(0)
+
+        if keys:
+            self._retried(f"deleting {len(keys)} alert(s)", attempt, is_transient)
+        return len(keys)
+
     # -- reads (fail fast) --------------------------------------------------------------------------
     def ping(self) -> None:
         self._translate("describe_table", lambda: self.client.describe_table(TableName=self.table))

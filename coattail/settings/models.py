@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from coattail.contracts.trade import SYMBOL_PATTERN
 from coattail.settings.connectors import ConnectorEntry
 from coattail.settings.modules import validate_params
+from coattail.settings.outbound import AlertsOutSettings
 from coattail.settings.validators import (
     ApiKey,
     CursorSecret,
@@ -85,6 +86,7 @@ class CatalogSettings(_Section):
 
 
 class LakeSettings(_Section):
+    table_properties: dict[str, str] = Field(default_factory=dict)
     namespace: str = Field("coattail", pattern=r"^[a-z][a-z0-9_]*$")
     catalog: CatalogSettings = CatalogSettings()
     raw_zone: str = ""
@@ -92,10 +94,16 @@ class LakeSettings(_Section):
 
 class PipelineSettings(_Section):
     checkpoint_location: str = ""
-    trigger_interval_seconds: float = Field(10, gt=0)
+    trigger_interval_seconds: float = Field(10, gt=0)  # the lake path's commit cadence
+    alert_trigger_seconds: float = Field(1, gt=0)  # per-trade alerts (stateless detectors), no Iceberg
+    window_trigger_seconds: float = Field(2, gt=0)  # stateful detectors: a closed window's delay
     starting_offsets: Literal["earliest", "latest"] = "earliest"
     max_offsets_per_trigger: int = Field(200_000, gt=0)
+    lake_min_offsets_per_trigger: int = Field(0, ge=0)  # 0: off; else fewer, bigger lake commits
+    lake_max_trigger_delay_seconds: float = Field(60, gt=0)  # ... but never wait longer than this
     shuffle_partitions: int = Field(4, ge=1)
+    fair_scheduler: bool = True  # alert queries' jobs in a weighted pool ahead of the lake path's
+    spark_conf: dict[str, str] = Field(default_factory=dict)
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9103, ge=0, le=65535)
 
@@ -219,6 +227,7 @@ class Settings(_Section):
     stream: StreamSettings = StreamSettings()
     producer: ProducerSettings = ProducerSettings()
     hot_store: HotStoreSettings = HotStoreSettings()
+    alerts_out: AlertsOutSettings = AlertsOutSettings()
     lake: LakeSettings = LakeSettings()
     pipeline: PipelineSettings = PipelineSettings()
     quality: QualitySettings = QualitySettings()

@@ -23,7 +23,7 @@ from coattail.settings.modules import ModuleParams, SeverityBands
 from jobs.compat import patch_apply_in_pandas_with_state
 from jobs.detectors.common import from_us, iso, money
 from jobs.framework.detector import BaseDetector, DetectorResult, convertible
-from jobs.logic import ClosedWindow, VolumeState, advance_volume, band_severity
+from jobs.logic import ClosedWindow, VolumeState, advance_volume, band_severity, early_spikes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 OUTPUT_SCHEMA = (
     "symbol string, exchange string, window_start_us long, window_end_us long, window_volume double, "
     "trade_count long, rolling_mean double, rolling_stddev double, z_score double, history_windows int, "
-    "flagged boolean"
+    "flagged boolean, early boolean, early_warned boolean"
 )
 STATE_SCHEMA = "state string"
 if "pyspark" in sys.modules:  # the Python worker, when it unpickles _stream_fn; never the API's import
@@ -46,6 +46,9 @@ class VolumeAnomalyParams(ModuleParams):
     min_history_minutes: int = Field(10, ge=0, le=24 * 60)
     z_threshold: float = Field(2.5, gt=0)
     severity_bands: SeverityBands
+    # While a window is open, alert as soon as its running volume already makes z exceed the threshold
+    # (same alert id as the closed window's; the closed window's alert then replaces it).
+    early_warning: bool = True
 
 
 def volume_kwargs(p: VolumeAnomalyParams) -> dict[str, Any]:
@@ -84,6 +87,7 @@ class VolumeSpikeDetails(BaseModel):
     window_start: str
     window_end: str
     history_windows: int
+    early: bool = False  # True: the window was still open (provisional volume and z)
 
 
 class VolumeAnomalyDetector(BaseDetector):
@@ -143,18 +147,25 @@ class VolumeAnomalyDetector(BaseDetector):
         from pyspark.sql.streaming.state import GroupStateTimeout
 
         return grouped.applyInPandasWithState(
-            _stream_fn(kwargs), OUTPUT_SCHEMA, STATE_SCHEMA, "Append", GroupStateTimeout.EventTimeTimeout
+            _stream_fn(kwargs, self.params.early_warning),
+            OUTPUT_SCHEMA,
+            STATE_SCHEMA,
+            "Append",
+            GroupStateTimeout.EventTimeTimeout,
         )
 
     def finish(self, rows: list[dict[str, Any]]) -> DetectorResult:
         result = DetectorResult()
-        alert_type = self.alert_types()[0]
         floor = self.params.severity_bands[0].severity
-        for row in sorted(rows, key=lambda r: (r["window_start_us"], r["symbol"], r["exchange"])):
+        for row in sorted(rows, key=lambda r: (r["window_start_us"], r["symbol"], r["exchange"], r["early"])):
             start, end = from_us(row["window_start_us"]), from_us(row["window_end_us"])
             z = row["z_score"]
             flagged = bool(row["flagged"]) and z is not None
             severity = band_severity(self.params.severity_bands, abs(z), floor) if flagged else None
+            if row["early"]:  # provisional: hot store only, replaced by the closed window's alert
+                if severity is not None and z is not None:
+                    result.early.append(self._alert(row, start, end, z, severity, early=True))
+                continue
             result.records.append(
                 {
                     "symbol": row["symbol"],
@@ -171,36 +182,53 @@ class VolumeAnomalyDetector(BaseDetector):
                     "severity": severity,
                 }
             )
-            if not flagged or severity is None or z is None:
-                continue
-            direction = "spike" if z > 0 else "drop"
-            result.alerts.append(
-                Alert.create(
-                    module_id=self.module_id,
-                    alert_type=alert_type,
-                    symbol=row["symbol"],
-                    exchange=row["exchange"],
-                    severity=severity,
-                    detected_at=end,
-                    message=f"Volume {direction} on {row['exchange']} {row['symbol']}: "
-                    f"{money(row['window_volume'])} in {self.params.window_seconds}s (z={z:.2f})",
-                    details=self.details(
-                        z_score=round(z, 6),
-                        window_volume=row["window_volume"],
-                        rolling_mean=row["rolling_mean"],
-                        rolling_stddev=row["rolling_stddev"],
-                        window_start=iso(start),
-                        window_end=iso(end),
-                        history_windows=row["history_windows"],
-                    ),
-                    evidence=(row["symbol"], row["exchange"], start),
-                    ttl=self.alert_ttl(),
-                )
-            )
+            if severity is not None and z is not None:
+                result.alerts.append(self._alert(row, start, end, z, severity))
+            elif row["early_warned"]:  # warned while open, not confirmed at close: take it back
+                result.retracted.append(self._alert(row, start, end, z or 0.0, floor, early=True))
         return result
 
+    def _alert(
+        self,
+        row: dict[str, Any],
+        start: datetime,
+        end: datetime,
+        z: float,
+        severity: Any,
+        *,
+        early: bool = False,
+    ) -> Alert:
+        direction = "spike" if z > 0 else "drop"
+        building = " building" if early else ""
+        return Alert.create(
+            module_id=self.module_id,
+            alert_type=self.alert_types()[0],
+            symbol=row["symbol"],
+            exchange=row["exchange"],
+            severity=severity,
+            detected_at=end,  # the window's end, early or not: one item, replaced at close
+            message=f"Volume {direction}{building} on {row['exchange']} {row['symbol']}: "
+            f"{money(row['window_volume'])} in {self.params.window_seconds}s (z={z:.2f})",
+            details=self.details(
+                z_score=round(z, 6),
+                window_volume=row["window_volume"],
+                rolling_mean=row["rolling_mean"],
+                rolling_stddev=row["rolling_stddev"],
+                window_start=iso(start),
+                window_end=iso(end),
+                history_windows=row["history_windows"],
+                early=early,
+            ),
+            evidence=(row["symbol"], row["exchange"], start),
+            ttl=self.alert_ttl(),
+        )
 
-def _rows(key: tuple[Any, ...], closed: list[ClosedWindow]) -> pd.DataFrame:
+
+def _rows(
+    key: tuple[Any, ...],
+    closed: list[ClosedWindow],
+    early_windows: list[ClosedWindow] = (),  # type: ignore[assignment]
+) -> pd.DataFrame:
     import pandas as pd
 
     columns = [c.split()[0] for c in OUTPUT_SCHEMA.split(", ")]
@@ -218,8 +246,10 @@ def _rows(key: tuple[Any, ...], closed: list[ClosedWindow]) -> pd.DataFrame:
                 w.score.z,
                 w.score.history_windows,
                 w.score.flagged,
+                early,
+                w.early_warned,
             )
-            for w in closed
+            for w, early in [*((w, False) for w in closed), *((w, True) for w in early_windows)]
         ],
         columns=columns,
     )
@@ -241,16 +271,17 @@ def _batch_fn(kwargs: dict[str, Any]) -> Any:
     return run
 
 
-def _stream_fn(kwargs: dict[str, Any]) -> Any:
+def _stream_fn(kwargs: dict[str, Any], early_warning: bool) -> Any:
     window_ms = kwargs["window_ms"]
 
     def run(key: tuple[Any, ...], pdfs: Iterator[pd.DataFrame], state: Any) -> Iterator[pd.DataFrame]:
         current = VolumeState.from_json(json.loads(state.get[0])) if state.exists else VolumeState()
         trades = [] if state.hasTimedOut else _trades(pdfs)
         closed, _late = advance_volume(current, trades, state.getCurrentWatermarkMs(), **kwargs)
+        early = early_spikes(current, **kwargs) if early_warning and trades else []
         state.update((json.dumps(current.to_json()),))
         if current.open:  # wake up when the watermark passes the oldest open window's end
             state.setTimeoutTimestamp(min(current.open) + window_ms)
-        yield _rows(key, closed)
+        yield _rows(key, closed, early)
 
     return run

@@ -51,10 +51,16 @@ def convertible(trades: DataFrame) -> DataFrame:
 
 @dataclass
 class DetectorResult:
-    """What one batch of a detector produced: rows for its own table and alerts for the router."""
+    """What one batch of a detector produced: rows for its own table and alerts for the router.
+
+    ``early`` alerts are provisional (a window still open already crossed its threshold): they go to
+    the hot store only, under the id the closed window's alert will have, which then replaces them.
+    """
 
     records: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    early: list[Alert] = field(default_factory=list)
+    retracted: list[Alert] = field(default_factory=list)  # early alerts the closed window did not confirm
 
 
 class BaseDetector(ABC):

@@ -1,14 +1,21 @@
 """PipelineRunner: one Spark application — source → data quality → every active detector → AlertRouter.
 
-Queries (all in this one application, sharing the driver and executors):
+Alerts first, lake second (DESIGN.md). Queries, all in this one application:
 
-* ``coattail-ingest``: quality, de-duplication (event id within ``quality.dedup_window_minutes`` of
-  arrival), ``raw_trades``, ``dead_letters``, the quality metrics, and every *stateless* detector
-  (MOD-002) on the same micro-batch, so the stream is read once for all of them;
-* one query per *stateful* detector (MOD-001, MOD-003): its own event-time watermark and state.
+* ``coattail-alerts`` (``pipeline.alert_trigger_seconds``, 1 s): quality, de-duplication, every
+  *stateless* detector (MOD-002) → hot store. No Iceberg work, so a whale alert never waits for a commit;
+* one query per *stateful* detector (``pipeline.window_trigger_seconds``, 2 s; its own watermark and
+  state): a window the watermark closes → hot store (alerts, early warnings, chart points), then its rows
+  and alerts appended to the lake;
+* ``coattail-ingest``, the lake path (``pipeline.trigger_interval_seconds``, ≥ 10 s): quality metrics,
+  ``raw_trades``, ``dead_letters`` and the stateless detectors' table rows and alerts (the same pure
+  functions over the same de-duplicated trades, so the same alerts) in few, bigger commits.
 
-Each query has its own checkpoint under ``pipeline.checkpoint_location``; every sink write is
-idempotent (see ``jobs.sinks``), so a restart that replays the last micro-batch writes nothing twice.
+Lake writes are appends tagged ``<query id>:<batch id>`` (``jobs.sinks.iceberg.append_once``) — no MERGE
+on the streaming path — and hot-store writes are puts of deterministic ids: a restart that replays a
+micro-batch, wherever the kill fell (before, between or after the hot and the lake write), rewrites the
+same items and skips the lake commits it finds. The alert queries' jobs run in a FAIR pool ahead of the
+lake path's (``jobs.session.scheduler_conf``).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from jobs import metrics, quality
 from jobs.framework.detector import BaseDetector, DetectorResult, Rejected, convertible
 from jobs.framework.registry import ModuleRegistry
 from jobs.framework.router import AlertRouter
+from jobs.session import ALERT_POOL, LAKE_POOL
 from jobs.sinks.hot import HotStore
 from jobs.sinks.iceberg import (
     RAW_TRADES_COLUMNS,
@@ -33,7 +41,6 @@ from jobs.sinks.iceberg import (
     column_names,
     ensure_core_tables,
     ensure_table,
-    insert_new,
     qualified,
     rows_frame,
 )
@@ -42,6 +49,8 @@ from jobs.sources import raw_stream
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.streaming import StreamingQuery
+
+    from jobs.outbound.publisher import AlertPublisher
 
 log = logging.getLogger("jobs.pipeline")
 _LISTENING: set[int] = set()  # Spark sessions that already have our listener
@@ -65,13 +74,14 @@ class PipelineRunner:
         raw: DataFrame | None = None,
         hot: HotStore | None = None,
         use_hot_store: bool = True,
+        publisher: AlertPublisher | None = None,
     ) -> None:
         self.spark = spark
         self.settings = settings
         self.detectors = detectors if detectors is not None else ModuleRegistry(settings).detectors()
         self._raw = raw  # tests inject a file stream; otherwise stream.backend decides
         self.hot = hot if hot is not None or not use_hot_store else HotStore(settings)
-        self.router = AlertRouter(spark, settings, self.hot)
+        self.router = AlertRouter(spark, settings, self.hot, publisher)
         self.queries: list[StreamingQuery] = []
         self._ids: dict[str, str] = {}
         self._started = threading.Event()
@@ -89,38 +99,49 @@ class PipelineRunner:
         if id(self.spark) not in _LISTENING:
             self.spark.streams.addListener(metrics.QualityListener())
             _LISTENING.add(id(self.spark))
-        raw = self._raw if self._raw is not None else raw_stream(self.spark, self.settings)
-        classified = quality.classify(raw, self.settings)
         p, q = self.settings.pipeline, self.settings.quality
         root = checkpoint_root(self.settings)
-        trigger = f"{p.trigger_interval_seconds:g} seconds"
 
-        ingest = (
-            classified.observe("dq_in", _count())
-            .withWatermark("source_ts", f"{q.dedup_window_minutes} minutes")
-            .dropDuplicatesWithinWatermark(["dq_key"])
-        )
+        def deduplicated(classified: DataFrame) -> DataFrame:
+            dedup = f"{q.dedup_window_minutes} minutes"
+            return classified.withWatermark("source_ts", dedup).dropDuplicatesWithinWatermark(["dq_key"])
+
+        lake_in = quality.classify(self._source(lake=True), self.settings).observe("dq_in", _count())
         self._start(
-            quality.quality_metrics(ingest, "dq_out"), metrics.INGEST_QUERY, root, trigger, self._ingest
+            quality.quality_metrics(deduplicated(lake_in), "dq_out"),
+            metrics.INGEST_QUERY,
+            root,
+            p.trigger_interval_seconds,
+            self._ingest,
         )
+        if any(not d.stateful for d in self.detectors):
+            alerts_in = deduplicated(quality.classify(self._source(), self.settings))
+            self._start(alerts_in, metrics.ALERTS_QUERY, root, p.alert_trigger_seconds, self._alerts)
         for d in self.detectors:
             if not d.stateful:
                 continue
             trades = (
-                convertible(quality.passed(classified))  # a time no converter takes never sets a watermark
-                .withWatermark("timestamp", f"{d.watermark_seconds()} seconds")
-                .dropDuplicatesWithinWatermark(["event_id"])
+                convertible(quality.passed(quality.classify(self._source(), self.settings)))
+                .withWatermark("timestamp", f"{d.watermark_seconds()} seconds")  # (a time no converter
+                .dropDuplicatesWithinWatermark(["event_id"])  # takes never sets a watermark)
             )
-            self._start(d.process(trades), d.module_id, root, trigger, self._detector_sink(d))
+            self._start(
+                d.process(trades), d.module_id, root, p.window_trigger_seconds, self._detector_sink(d)
+            )
         self._started.set()
         return self.queries
 
-    def _start(self, df: DataFrame, name: str, root: str, trigger: str, sink: Any) -> None:
+    def _source(self, *, lake: bool = False) -> DataFrame:
+        if self._raw is not None:  # tests inject a file stream
+            return self._raw
+        return raw_stream(self.spark, self.settings, lake=lake)
+
+    def _start(self, df: DataFrame, name: str, root: str, seconds: float, sink: Any) -> None:
         query = (
             df.writeStream.queryName(name)
             .outputMode("append")
             .option("checkpointLocation", str(Path(root) / name) if "://" not in root else f"{root}/{name}")
-            .trigger(processingTime=trigger)
+            .trigger(processingTime=f"{seconds:g} seconds")
             .foreachBatch(sink)
             .start()
         )
@@ -135,9 +156,27 @@ class PipelineRunner:
         return f"{self._ids[name]}:{batch_id}", check
 
     # -- micro-batches ------------------------------------------------------------------------------
-    def _ingest(self, df: DataFrame, batch_id: int) -> None:
+    def _alerts(self, df: DataFrame, batch_id: int) -> None:
+        """The per-trade alert path: stateless detectors → hot store, nothing else."""
         from pyspark.sql import functions as F
 
+        self._pool(ALERT_POOL)
+        df.persist()
+        try:
+            good = df.where(F.col("dq_reason").isNull()).select(*column_names(RAW_TRADES_COLUMNS))
+            for d in self.detectors:
+                if not d.stateful:
+                    # Rows finish() cannot handle are dead-lettered by the lake path (same rows there).
+                    result, _ = d.finish_guarded([r.asDict() for r in d.process(good).collect()])
+                    self.router.to_hot(result.alerts)
+        finally:
+            df.unpersist()
+
+    def _ingest(self, df: DataFrame, batch_id: int) -> None:
+        """The lake path: raw_trades, dead letters, the stateless detectors' rows and alerts."""
+        from pyspark.sql import functions as F
+
+        self._pool(LAKE_POOL)
         key, check = self._batch_key(metrics.INGEST_QUERY, batch_id)
         df.persist()
         try:
@@ -146,26 +185,25 @@ class PipelineRunner:
             t0 = time.monotonic()
             good = df.where(F.col("dq_reason").isNull()).select(*column_names(RAW_TRADES_COLUMNS))
             bad = quality.dead_letters(df)
-            stateless = [
-                (d, self._detect(d, d.process(good), metrics.INGEST_QUERY, batch_id))
-                for d in self.detectors
-                if not d.stateful
-            ]
-            for _, result in stateless:  # alerts reach the hot store before the slower lake writes
-                self.router.to_hot(result.alerts)
-            t1 = time.monotonic()
             append_once(good, qualified(self.settings, "raw_trades"), key, check=check)
             if not bad.isEmpty():
                 append_once(bad, qualified(self.settings, "dead_letters"), key, check=check)
-            t2 = time.monotonic()
-            for d, result in stateless:
-                self._to_lake(d, result)
+            t1 = time.monotonic()
+            for d in self.detectors:
+                if not d.stateful:
+                    result = self._detect(d, d.process(good), metrics.INGEST_QUERY, batch_id)
+                    self._to_lake(d, result, key, check)
             log.debug(
-                "ingest batch %d: detect+hot %.2fs, raw/dead-letter %.2fs, module+alert lake %.2fs",
-                batch_id, t1 - t0, t2 - t1, time.monotonic() - t2,
+                "lake batch %d: raw/dead-letter %.2fs, module+alert rows %.2fs",
+                batch_id, t1 - t0, time.monotonic() - t1,
             )  # fmt: skip
         finally:
             df.unpersist()
+
+    def _pool(self, pool: str) -> None:
+        """Jobs this thread submits from now on run in ``pool`` (FAIR scheduling, jobs.session)."""
+        if self.settings.pipeline.fair_scheduler:
+            self.spark.sparkContext.setLocalProperty("spark.scheduler.pool", pool)
 
     def _detector_sink(self, detector: BaseDetector) -> Any:
         def sink(df: DataFrame, batch_id: int) -> None:
@@ -174,10 +212,13 @@ class PipelineRunner:
         return sink
 
     def _emit(self, detector: BaseDetector, output: DataFrame, batch_id: int) -> DetectorResult:
+        self._pool(ALERT_POOL)
+        key, check = self._batch_key(detector.module_id, batch_id)
         result = self._detect(detector, output, detector.module_id, batch_id)
-        self.router.to_hot(result.alerts)
+        self.router.to_hot([*result.early, *result.alerts])  # a final alert replaces its early one
+        self.router.retract(result.retracted)
         self.router.points_to_hot(detector, result.records)  # the dashboard's charts: every window
-        self._to_lake(detector, result)
+        self._to_lake(detector, result, key, check)
         return result
 
     def _detect(self, detector: BaseDetector, output: DataFrame, query: str, batch_id: int) -> DetectorResult:
@@ -211,11 +252,13 @@ class PipelineRunner:
         frame = rows_frame(self.spark, rows, quality.DEAD_LETTER_COLUMNS)
         append_once(frame, qualified(self.settings, "dead_letters"), key)
 
-    def _to_lake(self, detector: BaseDetector, result: DetectorResult) -> None:
+    def _to_lake(self, detector: BaseDetector, result: DetectorResult, key: str, check: bool) -> None:
+        """Appends tagged with the micro-batch (one tag per table): a replay skips what it committed."""
         if result.records:
             frame = rows_frame(self.spark, result.records, detector.table_columns())
-            insert_new(frame, qualified(self.settings, detector.output_table()), detector.record_keys())
-        self.router.to_lake(result.alerts)
+            table = qualified(self.settings, detector.output_table())
+            append_once(frame, table, f"{key}:{detector.module_id}", check=check)
+        self.router.to_lake(result.alerts, f"{key}:{detector.module_id}", check=check)
 
     # -- running ------------------------------------------------------------------------------------
     def check(self) -> None:

@@ -42,6 +42,9 @@ class HotStore:
     def write(self, alerts: Iterable[Alert]) -> int:
         return self.store.write(alerts)
 
+    def delete(self, alerts: Iterable[Alert]) -> int:
+        return self.store.delete(alerts)
+
     def write_points(self, points: Iterable[WindowPoint]) -> int:
         """The dashboard's recent-windows points (after the alerts: they are for charts, not alerting)."""
         return self.windows.put_points(points, self.windows_ttl, datetime.now(UTC))

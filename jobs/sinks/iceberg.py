@@ -1,10 +1,12 @@
 """Iceberg tables of the lake (seed §3.4) and idempotent writes to them.
 
-* :func:`append_once` — big tables (``raw_trades``, ``dead_letters``): a plain append tagged with the
-  snapshot property ``coattail.batch = <query id>:<batch id>``; a replayed micro-batch (restart after a
-  crash mid-batch) finds its tag and skips. Cheap: no read of the table.
-* :func:`insert_new` — small tables (alerts, module tables): ``MERGE INTO … WHEN NOT MATCHED INSERT`` on
-  the record keys, so any rewrite of the same alert/window — replay, reprocess — is a no-op.
+* :func:`append_once` — every streaming write (``raw_trades``, ``dead_letters``, module tables, alerts):
+  a plain append tagged with the snapshot property ``coattail.batch = <query id>:<batch id>[:<part>]``; a
+  replayed micro-batch (restart after a crash mid-batch) finds its tag and skips. Cheap: no read of the
+  table, only of its snapshot list, and only on a restart's first batch.
+* :func:`insert_new` — batch rewrites (reprocessing a day): ``MERGE INTO … WHEN NOT MATCHED INSERT`` on
+  the record keys, so rewriting what is already there is a no-op. Never on the streaming path: a MERGE
+  scans the target table, which grows with every micro-batch.
 
 Commits to one table go through one lock per process: all streaming queries share the driver, and
 two of them committing to the same table (``anomaly_alerts``) would only burn optimistic retries.
@@ -66,11 +68,21 @@ def alert_columns() -> str:
 def ensure_table(
     spark: SparkSession, settings: Settings, table: str, columns: str, partitioning: str
 ) -> None:
+    """Create the table if missing, with ``lake.table_properties``; bring an older table's up to date."""
     spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {CATALOG}.{settings.lake.namespace}")
+    name = qualified(settings, table)
     spark.sql(
-        f"CREATE TABLE IF NOT EXISTS {qualified(settings, table)} ({columns}) USING iceberg "
-        f"PARTITIONED BY ({partitioning}) TBLPROPERTIES ('format-version'='2')"
+        f"CREATE TABLE IF NOT EXISTS {name} ({columns}) USING iceberg PARTITIONED BY ({partitioning}) "
+        f"TBLPROPERTIES ({_properties({'format-version': '2', **settings.lake.table_properties})})"
     )
+    current = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {name}").collect()}
+    stale = {k: v for k, v in settings.lake.table_properties.items() if current.get(k) != v}
+    if stale:  # (an ALTER is a metadata commit: only when something differs)
+        spark.sql(f"ALTER TABLE {name} SET TBLPROPERTIES ({_properties(stale)})")
+
+
+def _properties(props: dict[str, str]) -> str:
+    return ", ".join(f"'{k}'='{v}'" for k, v in props.items())
 
 
 def ensure_core_tables(spark: SparkSession, settings: Settings) -> None:

@@ -16,24 +16,29 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 
-def raw_stream(spark: SparkSession, settings: Settings) -> DataFrame:
+def raw_stream(spark: SparkSession, settings: Settings, *, lake: bool = False) -> DataFrame:
+    """The trade stream; ``lake``: the lake path's reader (may wait for bigger batches)."""
     if settings.stream.backend == "kinesis":
         return kinesis_stream(spark, settings)
-    return kafka_stream(spark, settings)
+    return kafka_stream(spark, settings, lake=lake)
 
 
-def kafka_stream(spark: SparkSession, settings: Settings) -> DataFrame:
+def kafka_stream(spark: SparkSession, settings: Settings, *, lake: bool = False) -> DataFrame:
     from pyspark.sql import functions as F
 
     p = settings.pipeline
-    raw = (
+    reader = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", kafka_bootstrap(settings))
         .option("subscribe", settings.stream.kafka.topic)
         .option("startingOffsets", p.starting_offsets)
         .option("maxOffsetsPerTrigger", str(p.max_offsets_per_trigger))
-        .load()
     )
+    if lake and p.lake_min_offsets_per_trigger:  # fewer, bigger Iceberg commits, bounded delay
+        reader = reader.option("minOffsetsPerTrigger", str(p.lake_min_offsets_per_trigger)).option(
+            "maxTriggerDelay", f"{p.lake_max_trigger_delay_seconds:g}s"
+        )
+    raw = reader.load()
     return raw.select(
         F.col("value").cast("string").alias("value"),
         F.col("timestamp").alias("source_ts"),

@@ -11,6 +11,7 @@ from jobs.logic import (
     Pair,
     VolumeState,
     advance_volume,
+    early_spikes,
     spread_pairs,
     spread_pct,
     spreads_for_window,
@@ -117,3 +118,27 @@ def test_spread_pairs_are_every_pair_of_a_group_among_the_streamed_venues() -> N
         ("binance:BTC-USDT", "okx:BTC-USDT"), ("binance:BTC-USDT", "kraken:BTC-USD"),
         ("okx:BTC-USDT", "kraken:BTC-USD"),
     ]  # fmt: skip
+
+
+def test_early_spike_fires_once_while_open_with_the_baseline_of_its_close() -> None:
+    state = VolumeState()
+    trades = [(m * 60_000 + 1_000, v) for m, v in enumerate(HISTORY)]  # ten windows: mean 100, sd 2
+    advance_volume(state, trades, None, **WINDOW)
+    # minute 11 (after a quiet minute 10: a zero in the baseline) is building; minute 12 too
+    advance_volume(state, [(11 * 60_000 + 5_000, 400.0), (12 * 60_000 + 1_000, 1.0)], 11 * 60_000, **WINDOW)
+    (early,) = early_spikes(state, **WINDOW)
+    assert early.window_start_ms == 11 * 60_000
+    assert early.score.z is not None
+    assert early.score.z > 2.5
+    assert early_spikes(state, **WINDOW) == []  # once per window
+    closed, _ = advance_volume(state, [], 12 * 60_000, **WINDOW)
+    (final,) = closed
+    assert final.early_warned
+    assert final.score.z == early.score.z  # nothing came after: the same z at close
+    assert state.warned == set()
+    # a drop is not known early; and the flag survives the state's JSON round trip
+    advance_volume(state, [(13 * 60_000 + 1_000, 900.0)], 12 * 60_000 + 30_000, **WINDOW)
+    warned = early_spikes(state, **WINDOW)
+    assert [w.window_start_ms for w in warned] == [13 * 60_000]
+    assert VolumeState.from_json(state.to_json()).warned == {13 * 60_000}
+    assert VolumeState.from_json({"open": {}, "h": [], "l": None}).warned == set()  # older state

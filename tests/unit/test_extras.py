@@ -39,6 +39,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "jobs/batch": ("batch",),
     # The batch Spark step works on the pipeline's tables and frames: it runs in the Spark image.
     "jobs/batch/reprocess.py": ("pipeline", "batch"),
+    # Alerts out of the system (Kafka/Kinesis publisher, webhooks): the Spark image has the connectors
+    # extra through batch's, and `coattail alerts dispatch` runs in the Python image.
+    "jobs/outbound": ("connectors",),
     "api": ("api",),
 }
 

@@ -40,7 +40,9 @@ def test_default_instruments_and_equivalences() -> None:
     settings = load_settings(env={})
     assert {"BTC-USDT", "ETH-USDT"} <= set(settings.instruments["binance"])
     assert {"BTC-USD", "ETH-USD"} <= set(settings.instruments["coinbase"])
-    assert settings.equivalences["BTC"] == ["binance:BTC-USDT", "coinbase:BTC-USD"]
+    assert settings.equivalences["BTC"] == [
+        "binance:BTC-USDT", "coinbase:BTC-USD", "okx:BTC-USDT", "kraken:BTC-USD", "bybit:BTC-USDT",
+    ]  # fmt: skip
 
 
 def test_environment_overrides_are_typed() -> None:
