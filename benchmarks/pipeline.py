@@ -1,19 +1,25 @@
-"""Benchmark of the streaming detector pipeline (Small tier) on local[2].
+"""Benchmark of the streaming detector pipeline (Small tier) on local[2], with the shipped settings.
 
 Prints, from one run on the same data:
-1. sustained throughput (events/s) of the whole pipeline — ingest (quality, dedup, raw_trades,
-   dead_letters, MOD-002) plus the MOD-001 and MOD-003 queries — catching up on a pre-filled topic, and
-   of a parse-and-count-only Spark query over the same topic (the baseline); the ratio of the two;
-2. alert latency (whale trade timestamp → alert written to DynamoDB) p50/p99 while a separate producer
-   process writes live trades at fixed rates (default 1K and 10K events/s), and whether it kept up.
+1. sustained throughput (events/s, steady state: from the moment every query finished its first
+   micro-batch) of the whole pipeline — the alert path, the MOD-001 and MOD-003 queries and the lake
+   path — catching up on a pre-filled topic, and of a parse-and-count-only Spark query over the same
+   topic (the baseline); the ratio of the two. ``--peers`` then runs benchmarks/peers (PyFlink,
+   quixstreams, a bare consume loop) on the same topic;
+2. at each live rate (default 1K, 5K and 10K events/s, a separate producer process, the broker on this
+   machine), alert latency p50/p99 per alert type: whale (trade time → DynamoDB), volume spike early
+   (burst trade → its early alert) and final (window end + watermark → the closed window's alert), spread
+   (window end + watermark → alert), from SOL instruments with 12 minutes of history and a burst plus a
+   dislocation every minute; and the peak RSS of the pipeline (driver JVM + Python workers).
 
 Uses KAFKA_BOOTSTRAP_SERVERS / DYNAMODB_ENDPOINT when set, else starts the local services itself.
-    .venv/bin/python benchmarks/pipeline.py [--events 200000] [--rates 1000,10000] [--seconds 45]
+    .venv/bin/python benchmarks/pipeline.py [--events 2000000] [--rates 1000,5000,10000] [--seconds 150]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import statistics
@@ -21,7 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,13 +69,47 @@ def fill(bootstrap: str, topic: str, n: int) -> None:
     producer.flush(60)
 
 
-def produce_at(bootstrap: str, topic: str, rate: int, seconds: float, whale_every: float) -> None:
-    """Separate process: ``rate`` events/s with trade time = now; a whale every ``whale_every`` s."""
+# The windowed-alert scenario rides on two SOL instruments beside the load (BTC/ETH have no history, so
+# they raise no volume alerts): one trade per second each, a burst at second 5 of every minute (40
+# trades of 3,000: ~2.3x the minute's usual volume), alternating instruments, and binance 1.5 % above
+# coinbase in the second 30 s window of every minute.
+SOL = (("binance", "SOL-USDT"), ("coinbase", "SOL-USD"))
+
+
+def sol_trade(exchange: str, symbol: str, ts: datetime, quote: float, price: float = 150.0) -> bytes:
+    qty = f"{quote / price:.8f}"
+    iso = format_utc(ts)
+    return (
+        f'{{"event_id":"{uuid.uuid4()}","exchange":"{exchange}","symbol":"{symbol}","price":"{price:.4f}",'
+        f'"quantity":"{qty}","quote_volume":"{float(qty) * price:.8f}","side":"buy","timestamp":"{iso}",'
+        f'"ingestion_timestamp":"{iso}"}}'
+    ).encode()
+
+
+def sol_history(bootstrap: str, topic: str, minutes: int = 12) -> None:
+    """MOD-001's history for the SOL instruments: one trade per second each, up to now."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+    end = datetime.now(UTC)
+    for s in range(minutes * 60, 0, -1):
+        ts = end - timedelta(seconds=s)
+        for k, (exchange, symbol) in enumerate(SOL):
+            producer.produce(topic, sol_trade(exchange, symbol, ts, 1500 + (s * 37 + k) % 200), key=b"sol")
+    producer.flush(60)
+
+
+def produce_at(
+    bootstrap: str, topic: str, rate: int, seconds: float, whale_every: float, plan_file: str = ""
+) -> None:
+    """Separate process: ``rate`` events/s with trade time = now; a whale every ``whale_every`` s; the
+    SOL scenario (planted bursts and dislocations written to ``plan_file``)."""
     from confluent_kafka import Producer
 
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
     start = time.monotonic()
-    sent, next_whale = 0, 0.0
+    sent, next_whale, next_sol = 0, 0.0, 0.0
+    plan: dict[str, list[Any]] = {"bursts": [], "dislocations": []}
     while (elapsed := time.monotonic() - start) < seconds:
         due = int(elapsed * rate)
         now = datetime.now(UTC)
@@ -79,9 +119,32 @@ def produce_at(bootstrap: str, topic: str, rate: int, seconds: float, whale_ever
                 next_whale += whale_every
             producer.produce(topic, event(sent, now, whale=whale), key=str(sent % 3).encode())
             sent += 1
+        if plan_file and elapsed >= next_sol:
+            next_sol += 1.0
+            _sol_second(producer, topic, now, plan)
         producer.poll(0)
         time.sleep(0.005)
     producer.flush(60)
+    if plan_file:
+        Path(plan_file).write_text(json.dumps(plan))
+
+
+def _sol_second(producer: Any, topic: str, now: datetime, plan: dict[str, list[Any]]) -> None:
+    minute = now.replace(second=0, microsecond=0)
+    dislocated = 30 <= now.second < 60
+    for exchange, symbol in SOL:
+        price = 150.0 * (1.015 if dislocated and exchange == "binance" else 1.0)
+        producer.produce(topic, sol_trade(exchange, symbol, now, 1500, price), key=b"sol")
+    if now.second == 5 and not any(b["minute"] == format_utc(minute) for b in plan["bursts"]):
+        exchange, symbol = SOL[int(minute.timestamp() // 60) % 2]
+        for _ in range(40):
+            producer.produce(topic, sol_trade(exchange, symbol, now, 3000), key=b"sol")
+        plan["bursts"].append({"exchange": exchange, "symbol": symbol, "minute": format_utc(minute),
+                               "trade_ts": now.timestamp()})  # fmt: skip
+    if dislocated and not any(
+        d["window"] == format_utc(minute.replace(second=30)) for d in plan["dislocations"]
+    ):
+        plan["dislocations"].append({"window": format_utc(minute.replace(second=30))})
 
 
 def create_topic(bootstrap: str, topic: str) -> None:
@@ -104,21 +167,26 @@ def end_offsets(bootstrap: str, topic: str) -> dict[str, int]:
         consumer.close()
 
 
-def caught_up(query: Any, target: dict[str, int]) -> bool:
+def consumed(query: Any) -> dict[str, int]:
+    """Offsets per partition the query's last finished micro-batch reached."""
     progress = query.lastProgress
     if not progress or not progress["sources"]:
-        return False
+        return {}
     end = progress["sources"][0]["endOffset"]
     if isinstance(end, str):  # JSON text, or a Python repr in some PySpark progress objects
         import ast
-        import json
 
         try:
             end = json.loads(end)
         except ValueError:
             end = ast.literal_eval(end)
     got = next(iter(end.values())) if end else {}
-    return all(int(got.get(p, -1)) >= o for p, o in target.items())
+    return {str(k): int(v) for k, v in got.items()}
+
+
+def caught_up(query: Any, target: dict[str, int]) -> bool:
+    got = consumed(query)
+    return bool(got) and all(got.get(p, -1) >= o for p, o in target.items())
 
 
 def wait_caught_up(queries: list[Any], target: dict[str, int], timeout: float = 900) -> float:
@@ -133,7 +201,8 @@ def wait_caught_up(queries: list[Any], target: dict[str, int], timeout: float = 
     raise TimeoutError("the pipeline did not catch up")
 
 
-def settings_for(topic: str, kafka: str, dynamodb: str, state: Path, trigger: float, max_offsets: int) -> Any:
+def settings_for(topic: str, kafka: str, dynamodb: str, state: Path, max_offsets: int) -> Any:
+    """The shipped pipeline settings (triggers, pools, state store, table properties) on this topic."""
     from coattail.settings import load_settings
 
     return load_settings(
@@ -145,9 +214,7 @@ def settings_for(topic: str, kafka: str, dynamodb: str, state: Path, trigger: fl
             "hot_store.table": f"bench-{topic}",
             "lake.namespace": topic.replace("-", "_"),
             "pipeline.checkpoint_location": str(state / "checkpoints" / topic),
-            "pipeline.trigger_interval_seconds": trigger,
             "pipeline.max_offsets_per_trigger": max_offsets,
-            "pipeline.shuffle_partitions": 2,
         },
     )
 
@@ -165,7 +232,7 @@ def baseline(spark: Any, settings: Any, target: dict[str, int], state: Path) -> 
     query = (
         parsed.where(F.col("t.event_id").isNotNull())
         .writeStream.option("checkpointLocation", str(state / "checkpoints" / "baseline"))
-        .trigger(processingTime=f"{settings.pipeline.trigger_interval_seconds:g} seconds")
+        .trigger(processingTime="1 second")
         .foreachBatch(lambda df, _: counted.append(df.count()))
         .start()
     )
@@ -183,6 +250,8 @@ class RecordingHotStore:
 
         self.inner = HotStore(settings)
         self.written: dict[str, tuple[str, datetime, float]] = {}
+        self.early: dict[str, float] = {}  # alert id -> when its early warning was written
+        self.final: dict[str, float] = {}  # alert id -> when the closed window's alert was written
 
     def write(self, alerts: Any) -> int:
         alerts = list(alerts)
@@ -190,6 +259,7 @@ class RecordingHotStore:
         now = time.time()
         for a in alerts:
             self.written.setdefault(a.alert_id, (a.module_id, a.detected_at, now))
+            (self.early if a.details.get("early") else self.final).setdefault(a.alert_id, now)
         return n
 
     def __getattr__(self, name: str) -> Any:  # everything else (window points, close) is the real store's
@@ -201,13 +271,45 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
+def pipeline_rss_mb() -> float:
+    """Resident memory of this process and its children (the Spark JVM, Python workers), MiB."""
+    me = os.getpid()
+    total = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        except OSError:
+            continue
+        pid, ppid = int(status.parent.name), int(fields.get("PPid", "0").strip() or 0)
+        if pid == me or _descends(ppid, me):
+            total += int(fields.get("VmRSS", "0 kB").split()[0])
+    return total / 1024
+
+
+def _descends(pid: int, root: int, depth: int = 6) -> bool:
+    for _ in range(depth):
+        if pid == root:
+            return True
+        if pid <= 1:
+            return False
+        try:
+            line = next(
+                x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("PPid")
+            )
+        except (OSError, StopIteration):
+            return False
+        pid = int(line.split()[1])
+    return False
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--rates", default="1000,10000")
-    parser.add_argument("--seconds", type=float, default=45)
-    parser.add_argument("--timing", action="store_true", help="log per-batch timings of the ingest query")
+    parser.add_argument("--events", type=int, default=2_000_000)
+    parser.add_argument("--rates", default="1000,5000,10000")
+    parser.add_argument("--seconds", type=float, default=150)
+    parser.add_argument("--timing", action="store_true", help="log per-batch timings of the lake query")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--peers", action="store_true", help="also run benchmarks/peers on the same topic")
     args = parser.parse_args()
     if args.timing:
         import logging
@@ -243,11 +345,17 @@ def run(args: argparse.Namespace, state: Path, kafka: str, dynamodb: str) -> Non
     bulk = f"bench-bulk-{tag}"
     create_topic(kafka, bulk)
     t0 = time.monotonic()
-    fill(kafka, bulk, args.events)
+    info = None
+    if args.peers:  # the peers' fill: our events with advancing event time and bursts, one topic for all
+        from benchmarks.peers.run import fill as peers_fill
+
+        info = peers_fill(kafka, bulk, args.events)
+    else:
+        fill(kafka, bulk, args.events)
     target = end_offsets(kafka, bulk)
     print(f"filled {bulk}: {args.events} events in {time.monotonic() - t0:.1f}s", flush=True)
 
-    settings = settings_for(bulk, kafka, dynamodb, state, trigger=1, max_offsets=100_000)
+    settings = settings_for(bulk, kafka, dynamodb, state, max_offsets=100_000)
     spark = build_session(settings, app_name="coattail-bench", master="local[2]", shuffle_partitions=2)
     try:
         if not args.skip_throughput:
@@ -256,10 +364,14 @@ def run(args: argparse.Namespace, state: Path, kafka: str, dynamodb: str) -> Non
             live_latency(spark, kafka, dynamodb, state, f"{rate}-{tag}", rate, args.seconds)
     finally:
         spark.stop()
+    if args.peers:
+        from benchmarks.peers.run import run_peers
+
+        run_peers(kafka, bulk, args.events, info=info)
 
 
 def throughput(spark: Any, settings: Any, target: dict[str, int], state: Path, events: int) -> None:
-    """Catch-up throughput of the whole pipeline vs. parse-and-count on the same pre-filled topic."""
+    """Steady-state catch-up rate of the whole pipeline vs. parse-and-count on the same topic."""
     from jobs import metrics
     from jobs.framework.runner import PipelineRunner
 
@@ -268,15 +380,20 @@ def throughput(spark: Any, settings: Any, target: dict[str, int], state: Path, e
     print(f"baseline parse+count: {base_s:.1f}s -> {base_eps:,.0f} events/s", flush=True)
     runner = PipelineRunner(spark, settings)
     runner.ensure_tables()  # table creation is first-run set-up, not throughput
-    started = time.monotonic()
     runner.start()
+    # Steady state: from the moment every query finished its first micro-batch (start-up excluded).
+    while not all(q.lastProgress for q in runner.queries):
+        time.sleep(0.2)
+    started = time.monotonic()
+    done_at_start = min(sum(consumed(q).values()) for q in runner.queries)
     wait_caught_up(runner.queries, target)
     pipe_s = time.monotonic() - started
     runner.stop()
-    pipe_eps = events / pipe_s
+    counted = events - done_at_start
+    pipe_eps = counted / pipe_s
     print(
-        f"pipeline (small tier, 3 queries): {pipe_s:.1f}s -> {pipe_eps:,.0f} events/s sustained; "
-        f"ratio to parse+count {pipe_eps / base_eps:.2f} "
+        f"pipeline (small tier, 4 queries): {counted:,} events in steady state in {pipe_s:.1f}s -> "
+        f"{pipe_eps:,.0f} events/s sustained; ratio to parse+count {pipe_eps / base_eps:.2f} "
         f"({metrics.totals()['processed']:.0f} records counted)",
         flush=True,
     )
@@ -285,36 +402,74 @@ def throughput(spark: Any, settings: Any, target: dict[str, int], state: Path, e
 def live_latency(
     spark: Any, kafka: str, dynamodb: str, state: Path, tag: str, rate: int, seconds: float
 ) -> None:
-    """Whale alert latency (trade time -> DynamoDB) while a separate process produces at ``rate``."""
+    """Per alert type latency while a separate process produces at ``rate``; peak RSS."""
+    import threading
+
+    from coattail.contracts import alert_id
     from jobs.framework.runner import PipelineRunner
 
     topic = f"bench-live-{tag}"
     create_topic(kafka, topic)
-    live = settings_for(topic, kafka, dynamodb, state, trigger=1, max_offsets=200_000)
+    sol_history(kafka, topic)
+    live = settings_for(topic, kafka, dynamodb, state, max_offsets=200_000)
     hot = RecordingHotStore(live)
     runner = PipelineRunner(spark, live, hot=hot)  # type: ignore[arg-type]
     runner.start()
-    time.sleep(5)  # let the first (empty) batches and table set-up pass
-    producer = multiprocessing.Process(target=produce_at, args=(kafka, topic, rate, seconds, 0.5))
+    time.sleep(20)  # the first batches, table set-up and the SOL history pass
+    plan_file = state / f"plan-{tag}.json"
+    peak = [0.0]
+    sampling = threading.Event()
+
+    def sample() -> None:
+        while not sampling.wait(1.0):
+            peak[0] = max(peak[0], pipeline_rss_mb())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    started = time.time()
+    producer = multiprocessing.Process(
+        target=produce_at, args=(kafka, topic, rate, seconds, 0.5, str(plan_file))
+    )
     producer.start()
     producer.join()
     target = end_offsets(kafka, topic)
-    lag_s = wait_caught_up(runner.queries[:1], target, timeout=600)
-    time.sleep(3)
+    lag_s = wait_caught_up(runner.queries, target, timeout=600)
+    time.sleep(5)
     runner.stop()
+    sampling.set()
+    plan = json.loads(plan_file.read_text())
     # Whale alerts carry the trade's own time: trade -> DynamoDB, nothing else mixed in.
-    whales = [w - d.timestamp() for m, d, w in hot.written.values() if m == "MOD-002"]
-    # Keeping up = the backlog left when the producer stops drains within about one micro-batch.
-    kept_up = f"backlog drained {lag_s:.0f}s after the producer stopped"
-    if not whales:
-        print(f"live {rate:,} events/s: no alerts recorded ({kept_up})", flush=True)
-        return
+    whales = [w - d.timestamp() for m, d, w in hot.written.values() if m == "MOD-002" and w >= started]
+    early, final, spread = [], [], []
+    for b in plan["bursts"]:
+        minute = datetime.fromisoformat(b["minute"])
+        aid = alert_id("MOD-001", b["symbol"], b["exchange"], minute)
+        if aid in hot.early:
+            early.append(hot.early[aid] - b["trade_ts"])
+        if aid in hot.final:  # the closed window: its end plus MOD-001's 30 s watermark
+            final.append(hot.final[aid] - (minute.timestamp() + 60 + 30))
+    for d in plan["dislocations"]:
+        window = datetime.fromisoformat(d["window"])
+        aid = alert_id("MOD-003", "binance:SOL-USDT", "coinbase:SOL-USD", window)
+        if aid in hot.final:  # window end plus MOD-003's 15 s watermark
+            spread.append(hot.final[aid] - (window.timestamp() + 30 + 15))
     print(
-        f"live {rate:,} events/s for {seconds:.0f}s ({sum(target.values()):,} events): {kept_up}; "
-        f"alert latency (trade time -> DynamoDB) over {len(whales)} alerts: "
-        f"p50 {statistics.median(whales):.2f}s, p99 {pct(whales, 99):.2f}s",
+        f"live {rate:,} events/s for {seconds:.0f}s ({sum(target.values()):,} events): backlog drained "
+        f"{lag_s:.0f}s after the producer stopped; peak RSS {peak[0]:,.0f} MiB",
         flush=True,
     )
+    for name, values, planted in (
+        ("whale (trade -> DynamoDB)", whales, None),
+        ("volume spike early (tipping trade -> alert)", early, len(plan["bursts"])),
+        ("volume spike final (window end + watermark -> alert)", final, len(plan["bursts"])),
+        ("spread (window end + watermark -> alert)", spread, len(plan["dislocations"])),
+    ):
+        of = f" of {planted} planted" if planted is not None else ""
+        if values:
+            p50, p99 = statistics.median(values), pct(values, 99)
+            print(f"  {name}: n={len(values)}{of}, p50 {p50:.2f}s, p99 {p99:.2f}s", flush=True)
+        else:
+            print(f"  {name}: none recorded{of}", flush=True)
 
 
 if __name__ == "__main__":

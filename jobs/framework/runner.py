@@ -2,8 +2,9 @@
 
 Alerts first, lake second (DESIGN.md). Queries, all in this one application:
 
-* ``coattail-alerts`` (``pipeline.alert_trigger_seconds``, 1 s): quality, de-duplication, every
-  *stateless* detector (MOD-002) → hot store. No Iceberg work, so a whale alert never waits for a commit;
+* ``coattail-alerts`` (``pipeline.alert_trigger_seconds``, 1 s): quality and every *stateless* detector
+  (MOD-002) → hot store. No Iceberg work and no state (a duplicate trade rewrites its alert's item), so
+  a whale alert never waits for a commit;
 * one query per *stateful* detector (``pipeline.window_trigger_seconds``, 2 s; its own watermark and
   state): a window the watermark closes → hot store (alerts, early warnings, chart points), then its rows
   and alerts appended to the lake;
@@ -115,7 +116,9 @@ class PipelineRunner:
             self._ingest,
         )
         if any(not d.stateful for d in self.detectors):
-            alerts_in = deduplicated(quality.classify(self._source(), self.settings))
+            # No de-duplication state here: a per-trade alert's id comes from the trade's event id, so a
+            # duplicate trade rewrites the same item. (The state store's commit would cost every batch.)
+            alerts_in = quality.classify(self._source(), self.settings)
             self._start(alerts_in, metrics.ALERTS_QUERY, root, p.alert_trigger_seconds, self._alerts)
         for d in self.detectors:
             if not d.stateful:
@@ -161,16 +164,12 @@ class PipelineRunner:
         from pyspark.sql import functions as F
 
         self._pool(ALERT_POOL)
-        df.persist()
-        try:
-            good = df.where(F.col("dq_reason").isNull()).select(*column_names(RAW_TRADES_COLUMNS))
-            for d in self.detectors:
-                if not d.stateful:
-                    # Rows finish() cannot handle are dead-lettered by the lake path (same rows there).
-                    result, _ = d.finish_guarded([r.asDict() for r in d.process(good).collect()])
-                    self.router.to_hot(result.alerts)
-        finally:
-            df.unpersist()
+        good = df.where(F.col("dq_reason").isNull()).select(*column_names(RAW_TRADES_COLUMNS))
+        for d in self.detectors:
+            if not d.stateful:
+                # Rows finish() cannot handle are dead-lettered by the lake path (same rows there).
+                result, _ = d.finish_guarded([r.asDict() for r in d.process(good).collect()])
+                self.router.to_hot(result.alerts)
 
     def _ingest(self, df: DataFrame, batch_id: int) -> None:
         """The lake path: raw_trades, dead letters, the stateless detectors' rows and alerts."""
