@@ -15,7 +15,6 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 import httpx
@@ -24,7 +23,7 @@ from pydantic import Field
 from websockets.asyncio.client import ClientConnection
 
 from coattail.contracts.trade import Side
-from coattail.contracts.types import format_utc
+from coattail.contracts.types import format_utc, from_epoch_us
 from connectors.base import BaseConnector
 from connectors.rest import RateRules, RestClient, RestError
 from connectors.spec import ExchangeSettings, ExchangeSpec, Rendered, SimCounters, SimTrade
@@ -295,7 +294,7 @@ def render(tr: SimTrade, trade_id: int, counters: SimCounters, rng: random.Rando
         "price": f"{tr.price:.2f}",
         "product_id": tr.symbol,
         "sequence": counters.next_seq,
-        "time": format_utc(_utc(tr.t_us)),  # Coinbase's own form: µs and Z
+        "time": format_utc(from_epoch_us(tr.t_us)),  # Coinbase's own form: µs and Z
     }
     return Rendered(raw, str(trade_id), tr.t_us, str(raw["price"]), str(raw["size"]))
 
@@ -305,13 +304,9 @@ def heartbeats(symbol: str, counters: SimCounters, t0: int, t1: int) -> list[tup
     out: list[tuple[int, dict[str, Any]]] = []
     for s in range(t0 + 30, t1, 30):
         hb = {"type": "heartbeat", "sequence": counters.next_seq, "last_trade_id": counters.next_id - 1,
-              "product_id": symbol, "time": format_utc(_utc(s * 1_000_000))}  # fmt: skip
+              "product_id": symbol, "time": format_utc(from_epoch_us(s * 1_000_000))}  # fmt: skip
         out.append((s * 1_000_000 + 5_000, hb))
     return out
-
-
-def _utc(epoch_us: int) -> datetime:
-    return datetime.fromtimestamp(epoch_us // 1_000_000, UTC).replace(microsecond=epoch_us % 1_000_000)
 
 
 def _normalizer(known: Iterable[str]) -> CoinbaseNormalizer:

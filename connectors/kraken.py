@@ -46,7 +46,7 @@ from pydantic import Field
 from websockets.asyncio.client import ClientConnection
 
 from coattail.contracts.trade import Side
-from coattail.contracts.types import format_utc
+from coattail.contracts.types import format_utc, from_epoch_us
 from connectors.base import BaseConnector, Item
 from connectors.rest import RateRules, RestClient, RestError, ThrottledError, TransientError
 from connectors.spec import ExchangeSettings, ExchangeSpec, Rendered, SimCounters, SimTrade
@@ -505,7 +505,7 @@ def render(tr: SimTrade, trade_id: int, counters: SimCounters, rng: random.Rando
         "qty": qty,
         "ord_type": "market" if rng.random() < 0.6 else "limit",
         "trade_id": trade_id,
-        "timestamp": format_utc(_utc(tr.t_us)),
+        "timestamp": format_utc(from_epoch_us(tr.t_us)),
     }
     raw = {"channel": "trade", "type": "update", "data": [row]}
     # The text the normaliser reads back from the JSON numbers (the truth's quote volume uses it).
@@ -515,10 +515,6 @@ def render(tr: SimTrade, trade_id: int, counters: SimCounters, rng: random.Rando
 def heartbeats(symbol: str, counters: SimCounters, t0: int, t1: int) -> list[tuple[int, dict[str, Any]]]:
     """A heartbeat every 15 s (Kraken sends one a second while idle; thinned to keep files small)."""
     return [(s * 1_000_000 + 7_000, {"channel": "heartbeat"}) for s in range(t0 + 15, t1, 15)]
-
-
-def _utc(epoch_us: int) -> datetime:
-    return datetime.fromtimestamp(epoch_us // 1_000_000, UTC).replace(microsecond=epoch_us % 1_000_000)
 
 
 def _normalizer(known: Iterable[str]) -> KrakenNormalizer:

@@ -118,6 +118,11 @@ def check_utc_window(value: datetime) -> datetime:
 UTC_TEXT_WIDTH = 27
 
 
+def from_epoch_us(value: int) -> datetime:
+    """UTC datetime from epoch microseconds, exactly (no float on the way)."""
+    return datetime.fromtimestamp(value // 1_000_000, UTC).replace(microsecond=value % 1_000_000)
+
+
 def format_utc(value: datetime) -> str:
     """ISO-8601 in UTC with microseconds and ``Z``, always UTC_TEXT_WIDTH characters (years 1-9999)."""
     # Hot path (connectors' received_at): skip the conversion when already UTC; drop "+00:00" by slicing.

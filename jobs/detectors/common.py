@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
-from coattail.contracts.types import format_utc
+from coattail.contracts.types import format_utc, from_epoch_us
 
 
 def from_us(value: int) -> datetime:
     """UTC datetime from epoch microseconds (detectors pass times as integers: no timezone guessing)."""
-    return datetime.fromtimestamp(value // 1_000_000, UTC).replace(microsecond=value % 1_000_000)
+    return from_epoch_us(value)
 
 
 def iso(value: datetime) -> str:
