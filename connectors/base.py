@@ -24,7 +24,7 @@ import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from coattail.contracts import TradeEvent
+from coattail.contracts import OnchainEvent, TradeEvent
 from coattail.retry import Backoff, one_line, retry_async
 from coattail.settings.models import ReconnectSettings
 from connectors.metrics import Metrics
@@ -70,7 +70,7 @@ class DeadLetter:
         )
 
 
-Item = Trade | DeadLetter
+Item = Trade | DeadLetter | OnchainEvent  # what connectors put on the writer's queue
 
 
 class RecentIds:

@@ -9,11 +9,12 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from coattail.contracts import OnchainEvent, dumps
 from coattail.settings import ConfigError
 from connectors.base import DeadLetter
 from connectors.metrics import Metrics
 from connectors.trade import Trade
-from connectors.writer import StreamWriter
+from connectors.writer import StreamWriter, onchain_key
 
 log = logging.getLogger("connectors")
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
@@ -84,6 +85,9 @@ class KafkaWriter(StreamWriter):
 
     def write(self, trade: Trade) -> None:
         self.produce_raw(trade.symbol, trade.to_json(), trade.exchange)
+
+    def write_onchain(self, event: OnchainEvent) -> None:
+        self.produce_raw(onchain_key(event), dumps(event), event.blockchain)
 
     def dead_letter(self, letter: DeadLetter) -> None:
         self._produce_waiting(self.dlq_topic, letter.exchange, letter.to_json(), self._dlq_callback)

@@ -19,12 +19,13 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from coattail.contracts import OnchainEvent, dumps
 from coattail.retry import Backoff, retry
 from coattail.settings import ConfigError, Settings
 from connectors.base import DeadLetter, Item
 from connectors.metrics import Metrics
 from connectors.trade import Trade
-from connectors.writer import ProduceError, StreamWriter
+from connectors.writer import ProduceError, StreamWriter, onchain_key
 
 log = logging.getLogger("connectors")
 MAX_RECORDS = 500
@@ -78,15 +79,20 @@ class KinesisWriter(StreamWriter):
         self._lock = threading.RLock()
 
     @classmethod
-    def from_settings(cls, settings: Settings, metrics: Metrics) -> KinesisWriter:
+    def from_settings(cls, settings: Settings, metrics: Metrics, stream: str = "trades") -> KinesisWriter:
         k = settings.stream.kinesis
+        names = (
+            (k.stream_name, k.dlq_stream_name)
+            if stream == "trades"
+            else (k.onchain_stream_name, k.onchain_dlq_stream_name)
+        )
         client = boto3.client(
             "kinesis",
             region_name=k.region,
             endpoint_url=k.endpoint_url or None,
             config=Config(retries={"max_attempts": 3, "mode": "standard"}),
         )
-        for name in (k.stream_name, k.dlq_stream_name):
+        for name in names:
             try:
                 client.describe_stream_summary(StreamName=name)
             except ClientError as exc:
@@ -98,12 +104,16 @@ class KinesisWriter(StreamWriter):
             except BotoCoreError as exc:
                 raise ConfigError(f"cannot reach Kinesis in {k.region}: {exc}") from None
         attempts = settings.producer.kinesis_max_attempts
-        return cls(client, k.stream_name, k.dlq_stream_name, metrics=metrics, max_attempts=attempts)
+        return cls(client, *names, metrics=metrics, max_attempts=attempts)
 
     # The batches are plain lists: one lock keeps a shutdown flush from racing a late batch.
     def write(self, trade: Trade) -> None:
         with self._lock:
             self._add(self._trades, trade.to_json(), trade.symbol, trade.exchange)
+
+    def write_onchain(self, event: OnchainEvent) -> None:
+        with self._lock:
+            self._add(self._trades, dumps(event), onchain_key(event), event.blockchain)
 
     def dead_letter(self, letter: DeadLetter) -> None:
         with self._lock:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
+from typing import Literal
 
+from coattail.contracts.onchain import OnchainEvent
 from coattail.errors import CoattailError
 from coattail.settings import Settings
 from connectors.base import DeadLetter, Item
@@ -31,6 +33,10 @@ class StreamWriter(ABC):
     def dead_letter(self, letter: DeadLetter) -> None: ...
 
     @abstractmethod
+    def write_onchain(self, event: OnchainEvent) -> None:
+        """One OnchainEvent (a writer built for the ``onchain`` stream), keyed by chain and pool/token."""
+
+    @abstractmethod
     def flush(self, timeout: float) -> int:
         """Deliver everything buffered; returns how many records are still undelivered."""
 
@@ -46,18 +52,30 @@ class StreamWriter(ABC):
                 self.write(item)
             elif isinstance(item, DeadLetter):
                 self.dead_letter(item)
+            elif isinstance(item, OnchainEvent):
+                self.write_onchain(item)
 
 
-def build_writer(settings: Settings, metrics: Metrics) -> StreamWriter:
-    """The writer for the configured backend, with its topics/streams checked or created."""
+def onchain_key(event: OnchainEvent) -> str:
+    """Stream key of an on-chain event: one pool's (or token's) events stay in order on one partition."""
+    return f"{event.blockchain}:{event.pool or event.token or ''}"
+
+
+Stream = Literal["trades", "onchain"]
+
+
+def build_writer(settings: Settings, metrics: Metrics, stream: Stream = "trades") -> StreamWriter:
+    """The writer for the configured backend and ``stream`` (trades or on-chain events and their dead
+    letters), with its topics/streams checked or created."""
     if settings.stream.backend == "kinesis":
         from connectors.kinesis_writer import KinesisWriter
 
-        return KinesisWriter.from_settings(settings, metrics)
+        return KinesisWriter.from_settings(settings, metrics, stream)
     from coattail.settings.endpoints import kafka_bootstrap
     from connectors.kafka_writer import KafkaWriter
 
     k = settings.stream.kafka
-    writer = KafkaWriter(kafka_bootstrap(settings), k.topic, k.dlq_topic, metrics=metrics)
+    topics = (k.topic, k.dlq_topic) if stream == "trades" else (k.onchain_topic, k.onchain_dlq_topic)
+    writer = KafkaWriter(kafka_bootstrap(settings), *topics, metrics=metrics)
     writer.ensure_topics(k.partitions)
     return writer

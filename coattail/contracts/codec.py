@@ -13,6 +13,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from coattail.contracts.alert import Alert
+from coattail.contracts.onchain import OnchainEvent
 from coattail.contracts.trade import TradeEvent
 from coattail.errors import CoattailError, first_problem
 
@@ -43,6 +44,10 @@ def _loads(model: type[M], payload: bytes | str) -> M:
 
 def loads_trade(payload: bytes | str) -> TradeEvent:
     return _loads(TradeEvent, payload)
+
+
+def loads_onchain(payload: bytes | str) -> OnchainEvent:
+    return _loads(OnchainEvent, payload)
 
 
 def loads_alert(payload: bytes | str) -> Alert:

@@ -18,6 +18,15 @@ def trade_event_id(exchange: str, symbol: str, trade_id: str | int) -> str:
     return str(uuid.uuid5(NAMESPACE, f"trade|{exchange.lower()}|{symbol.upper()}|{trade_id}"))
 
 
+def onchain_event_id(blockchain: str, tx_hash: str, log_index: int) -> str:
+    """Id of one on-chain event: chain, transaction hash (signature) and log/instruction index.
+
+    Ethereum hashes are hex and compared lower case; Solana signatures are base58 (case matters).
+    """
+    tx = tx_hash.lower() if tx_hash.startswith("0x") else tx_hash
+    return str(uuid.uuid5(NAMESPACE, f"onchain|{blockchain.lower()}|{tx}|{log_index}"))
+
+
 def alert_id(module_id: str, *evidence: object) -> str:
     """Id of one alert: the module and the evidence that raised it (e.g. symbol, exchange, window start)."""
     parts = [module_id.upper(), *(_canonical(e) for e in evidence)]

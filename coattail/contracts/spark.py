@@ -9,7 +9,7 @@ from __future__ import annotations
 import types
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -25,6 +25,8 @@ def _spark_type(annotation: Any) -> tuple[DataType, bool]:
     from pyspark.sql import types as T
 
     origin = get_origin(annotation)
+    if origin is Annotated:  # an optional ExactDecimal / UtcDatetime: the metadata is pydantic's business
+        return _spark_type(get_args(annotation)[0])
     if origin in (Union, types.UnionType):
         inner = [a for a in get_args(annotation) if a is not type(None)]
         if len(inner) != 1:

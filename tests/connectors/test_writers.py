@@ -224,3 +224,116 @@ def test_kinesis_from_settings_checks_the_streams(
     writer.write(_trades(1)[0])
     assert writer.flush(10) == 0
     assert len(_read_all(real, unique_name)) == 1
+
+
+def _onchain_events(n: int) -> list[Any]:
+    from coattail.contracts import OnchainEvent
+
+    return [
+        OnchainEvent.create(
+            blockchain="ethereum",
+            block_number=100 + i,
+            block_hash=f"0x{i:064x}",
+            block_timestamp="2026-03-01T12:00:00Z",
+            tx_hash=f"0x{i + 1:064x}",
+            log_index=i % 3,
+            event_type="transfer",
+            token="0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48",
+            token_symbol="USDC",
+            amount=f"{i}.000001",
+            from_address="0x" + "11" * 20,
+            to_address="0x" + "22" * 20,
+            ingestion_timestamp="2026-03-01T12:00:30Z",
+        )
+        for i in range(n)
+    ]
+
+
+def test_the_onchain_writer_uses_the_onchain_topics(kafka_bootstrap: str, unique_name: str) -> None:
+    from coattail.contracts import loads_onchain
+    from coattail.settings import load_settings
+    from connectors.writer import build_writer
+
+    settings = load_settings(
+        overrides={
+            "stream.kafka.bootstrap_servers": kafka_bootstrap,
+            "stream.kafka.onchain_topic": unique_name,
+            "stream.kafka.onchain_dlq_topic": f"{unique_name}-dlq",
+        }
+    )
+    writer = build_writer(settings, Metrics(), "onchain")
+    events = _onchain_events(50)
+    writer.write_many(
+        [*events, DeadLetter("ethereum", "topics: not a Transfer", "{}", "2026-03-01T12:00:00Z")]
+    )
+    assert writer.flush(30) == 0
+    records = consume_all(kafka_bootstrap, unique_name, partitions=3)
+    got = {e.event_id: e for e in (loads_onchain(r.value()) for r in records)}
+    assert got == {e.event_id: e for e in events}  # exact round trip, each once
+    assert {r.key() for r in records} == {b"ethereum:0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"}
+    [dead] = consume_all(kafka_bootstrap, f"{unique_name}-dlq", partitions=3)
+    assert orjson.loads(dead.value())["exchange"] == "ethereum"
+
+
+def test_the_price_feed_reads_recent_trades_from_kafka(kafka_bootstrap: str, unique_name: str) -> None:
+    from datetime import UTC, datetime
+
+    from coattail.contracts.types import format_utc
+    from coattail.settings import load_settings
+    from connectors.price_feed import TradePriceFeed
+
+    settings = load_settings(
+        overrides={"stream.kafka.bootstrap_servers": kafka_bootstrap, "stream.kafka.topic": unique_name}
+    )
+    writer = KafkaWriter(kafka_bootstrap, unique_name, f"{unique_name}-dlq")
+    writer.ensure_topics(3)
+    now = datetime.now(UTC)
+    norm = BinanceNormalizer()
+    stamp = int(now.timestamp() * 1000)
+    for i, price in enumerate(("3000.10", "3000.20")):  # before the feed starts: read back by time
+        raw = {"e": "aggTrade", "s": "ETHUSDT", "a": i, "p": price, "q": "1", "T": stamp + i, "m": False}
+        for trade in norm.message(raw, format_utc(now)):
+            writer.write(trade)
+    writer.produce_raw("ETH-USDT", b"not json", "binance")  # ignored, not fatal
+    assert writer.flush(30) == 0
+    feed = TradePriceFeed(settings).start()
+    try:
+        deadline = time.monotonic() + 60
+        while feed.applied < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert feed.applied == 2
+        assert str(feed.book.price("binance:ETH-USDT", datetime.now(UTC))) == "3000.20"
+    finally:
+        feed.stop()
+
+
+def test_the_price_feed_reads_recent_trades_from_kinesis(
+    moto_endpoint: str, aws_local_env: None, unique_name: str
+) -> None:
+    from datetime import UTC, datetime
+
+    from coattail.settings import load_settings
+    from connectors.price_feed import TradePriceFeed
+
+    real = _kinesis(moto_endpoint)
+    _create(real, unique_name)
+    trade = _trades(1)[0]
+    real.put_record(StreamName=unique_name, Data=trade.to_json(), PartitionKey=trade.symbol)
+    settings = load_settings(
+        overrides={
+            "stream.backend": "kinesis",
+            "stream.kinesis.endpoint_url": moto_endpoint,
+            "stream.kinesis.stream_name": unique_name,
+        }
+    )
+    feed = TradePriceFeed(settings).start()
+    try:
+        deadline = time.monotonic() + 30
+        while feed.applied < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert feed.applied == 1
+        assert (
+            feed.book.price(f"binance:{trade.symbol}", datetime(2025, 11, 23, 12, 14, tzinfo=UTC)) is not None
+        )
+    finally:
+        feed.stop()

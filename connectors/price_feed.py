@@ -1,0 +1,133 @@
+"""The chain connectors' prices: a background reader of the trades stream feeding a PriceBook.
+
+On-chain events are valued at their block time (DESIGN.md "Contracts") from the latest CEX trade price.
+The chain connector trails the chain head by its confirmation depth, so the prices of a block's time
+have already streamed by when the block is emitted. The reader starts ``lookback`` before now (Kafka
+``offsets_for_times``, Kinesis ``AT_TIMESTAMP``), so a restarted connector values its first blocks too.
+It never commits offsets: it is a reader beside the pipeline, not a consumer of its work.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from coattail.chains.valuation import PriceBook
+from coattail.contracts.types import parse_utc
+from coattail.settings import Settings
+
+log = logging.getLogger("connectors.prices")
+
+
+def apply_trade(book: PriceBook, payload: bytes) -> bool:
+    """One trades-stream record into the book; False (ignored) for anything that is not a priced trade."""
+    try:
+        data = orjson.loads(payload)
+        book.update(
+            str(data["exchange"]),
+            str(data["symbol"]),
+            Decimal(str(data["price"])),
+            parse_utc(data["timestamp"]),
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, ArithmeticError):
+        return False
+    return True
+
+
+class TradePriceFeed:
+    """Reads the trades stream in a daemon thread; ``book`` is safe to read from the connector's loop
+    (one writer thread; readers see a price or the one before it)."""
+
+    def __init__(
+        self, settings: Settings, book: PriceBook | None = None, lookback: timedelta = timedelta(minutes=20)
+    ) -> None:
+        self.settings = settings
+        self.book = book or PriceBook()
+        self.lookback = lookback
+        self.applied = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> TradePriceFeed:
+        target = self._kinesis if self.settings.stream.backend == "kinesis" else self._kafka
+        self._thread = threading.Thread(target=self._guarded, args=(target,), name="price-feed", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _guarded(self, target: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                target()
+            except Exception as exc:  # a lost feed must not kill the connector: values go null, retry
+                log.warning("price feed failed, retrying in 5 s", extra={"error": repr(exc)[:300]})
+                self._stop.wait(5)
+
+    def _since_ms(self) -> int:
+        return int((datetime.now(UTC) - self.lookback).timestamp() * 1000)
+
+    def _kafka(self) -> None:
+        from confluent_kafka import Consumer, TopicPartition
+
+        from coattail.settings.endpoints import kafka_bootstrap
+
+        topic = self.settings.stream.kafka.topic
+        consumer = Consumer({
+            "bootstrap.servers": kafka_bootstrap(self.settings),
+            "group.id": f"coattail-prices-{uuid.uuid4()}",  # a private reader: assigned, never committed
+            "enable.auto.commit": False,
+            "auto.offset.reset": "latest",
+            "logger": log,
+        })  # fmt: skip
+        try:
+            meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            if meta is None or meta.error is not None or not meta.partitions:
+                raise RuntimeError(f"trades topic {topic!r} is not there yet")
+            since = self._since_ms()
+            wanted = [TopicPartition(topic, p, since) for p in meta.partitions]
+            consumer.assign(consumer.offsets_for_times(wanted, timeout=10))
+            while not self._stop.is_set():
+                for msg in consumer.consume(500, timeout=0.5):
+                    if msg.error() is None and apply_trade(self.book, msg.value()):
+                        self.applied += 1
+        finally:
+            consumer.close()
+
+    def _kinesis(self) -> None:
+        import boto3
+
+        k = self.settings.stream.kinesis
+        client = boto3.client("kinesis", region_name=k.region, endpoint_url=k.endpoint_url or None)
+        shards = client.list_shards(StreamName=k.stream_name)["Shards"]
+        since = datetime.now(UTC) - self.lookback
+        iterators = {
+            s["ShardId"]: client.get_shard_iterator(
+                StreamName=k.stream_name,
+                ShardId=s["ShardId"],
+                ShardIteratorType="AT_TIMESTAMP",
+                Timestamp=since,
+            )["ShardIterator"]
+            for s in shards
+        }
+        while not self._stop.is_set() and iterators:
+            for shard, iterator in list(iterators.items()):
+                out = client.get_records(ShardIterator=iterator, Limit=1000)
+                for record in out["Records"]:
+                    if apply_trade(self.book, record["Data"]):
+                        self.applied += 1
+                if out.get("NextShardIterator"):
+                    iterators[shard] = out["NextShardIterator"]
+                else:
+                    del iterators[shard]  # a closed shard (resharded): its children are listed next round
+            time.sleep(1)  # GetRecords: 5 calls/s per shard; one round a second stays well inside
