@@ -18,21 +18,23 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 @app.command()
 def run(
     exchange: Annotated[
-        list[str] | None, typer.Option(help="Only these exchanges (default: the tier's)")
+        list[str] | None,
+        typer.Option(help="Only these exchanges or chains (ethereum, solana; default: the tier's)"),
     ] = None,
     tier: Annotated[str | None, typer.Option(help="Tier to load (default: config)")] = None,
     log_level: Annotated[str, typer.Option(help="Log level")] = "INFO",
 ) -> None:
-    """Stream the configured exchanges to the configured stream until SIGTERM (SYMBOLS env partitions)."""
+    """Stream the configured exchanges (trades) and chains (on-chain events) to the configured streams
+    until SIGTERM (SYMBOLS env partitions the exchanges' instruments)."""
     from connectors.logs import setup_json_logging
-    from connectors.manager import ConnectorManager, plan_symbols
+    from connectors.manager import ConnectorManager, plan_connectors
 
     setup_json_logging(log_level)
     settings = load_settings(tier)
-    plan = plan_symbols(settings, os.environ.get("SYMBOLS", ""), exchange or None)
+    plan, chains = plan_connectors(settings, os.environ.get("SYMBOLS", ""), exchange or None)
 
     async def main() -> int:
-        manager = ConnectorManager(settings, plan)
+        manager = ConnectorManager(settings, plan, chains=chains)
         return await manager.run()
 
     code = asyncio.run(main())

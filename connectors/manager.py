@@ -1,6 +1,7 @@
 """ConnectorManager (``coattail connectors run``): connectors + writer in one asyncio event loop.
 
-Connectors put trades and dead letters on one bounded queue (back-pressure reaches the sockets);
+Exchange connectors put trades, chain connectors OnchainEvents (valued from a price feed that reads the
+trades stream), and both their dead letters on one bounded queue (back-pressure reaches the sockets);
 a single drain task hands batches to the writer in a worker thread so a blocking flush never stalls
 the sockets. SIGTERM: stop reading, drain the queue, flush, exit 0 within the grace period.
 """
@@ -10,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
+from typing import Any
 
 from coattail.settings import ConfigError, Settings
-from connectors.base import BaseConnector, Item
+from connectors.base import Item
 from connectors.httpd import StatusServer
 from connectors.metrics import Metrics
-from connectors.registry import EXCHANGES
-from connectors.writer import ProduceError, StreamWriter, build_writer
+from connectors.registry import CHAINS, EXCHANGES
+from connectors.writer import ProduceError, StreamWriter, build_writers
 
 log = logging.getLogger("connectors")
 BATCH = 1000
@@ -57,6 +60,38 @@ def plan_symbols(
     return plan
 
 
+def plan_connectors(
+    settings: Settings, symbols_env: str = "", names: list[str] | None = None
+) -> tuple[dict[str, list[str]], list[str]]:
+    """What one ``connectors run`` process streams: exchange -> symbols (``plan_symbols``) and chains.
+
+    ``names`` may mix exchanges and chains (default: the tier's connectors).
+    """
+    chosen = names or list(settings.active_connectors)
+    unknown = [n for n in chosen if n not in EXCHANGES and n not in CHAINS]
+    if unknown:
+        known = ", ".join(sorted({*EXCHANGES, *CHAINS}))
+        raise ConfigError(f"unknown connector {unknown[0]!r}; known: {known}")
+    exchanges = [n for n in chosen if n in EXCHANGES]
+    chains = [n for n in chosen if n in CHAINS]
+    plan = plan_symbols(settings, symbols_env, exchanges) if exchanges or not chains else {}
+    return plan, chains
+
+
+def chain_settings(settings: Settings, chain: str, env: dict[str, str] | None = None) -> Any:
+    """A chain's connector settings; on the embedded profile Ethereum reads the anvil ``dev up`` started
+    (unless COATTAIL_CONNECTORS__ETHEREUM__RPC_URL names another node)."""
+    from coattail.settings.endpoints import local_chain_rpc
+
+    spec = CHAINS[chain]
+    entry = spec.settings_of(settings.connectors[chain])
+    source = os.environ if env is None else env
+    local = local_chain_rpc(settings) if chain == "ethereum" else None
+    if local and not source.get("COATTAIL_CONNECTORS__ETHEREUM__RPC_URL"):
+        entry = entry.model_copy(update={"rpc_url": local, "ws_url": ""})
+    return entry
+
+
 def parse_symbol_list(text: str) -> list[str]:
     """``SYMBOLS`` env: comma list of ``BTC-USDT`` or native ``btcusdt`` entries, blanks ignored."""
     return [part.strip() for part in text.split(",") if part.strip()]
@@ -68,14 +103,17 @@ class ConnectorManager:
         settings: Settings,
         plan: dict[str, list[str]],
         *,
+        chains: list[str] | None = None,
         writer: StreamWriter | None = None,
         metrics: Metrics | None = None,
+        resume: bool = True,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
-        self.writer = writer or build_writer(settings, self.metrics)
+        chains = chains or []
+        self.writer = writer or build_writers(settings, self.metrics, trades=bool(plan), onchain=bool(chains))
         p = settings.producer
-        self.connectors: list[BaseConnector] = [
+        self.connectors: list[Any] = [
             EXCHANGES[name].connector(
                 EXCHANGES[name].settings_of(settings.connectors[name]),
                 settings.reconnect,
@@ -86,6 +124,25 @@ class ConnectorManager:
             )
             for name, symbols in plan.items()
         ]
+        self.price_feed = None
+        if chains:
+            from connectors.chain_resume import resume_point
+            from connectors.price_feed import TradePriceFeed
+
+            self.price_feed = TradePriceFeed(settings)
+            for chain in chains:
+                start = resume_point(settings, chain) if resume else None
+                log.info("chain connector", extra={"chain": chain, "resume_from": start})
+                self.connectors.append(
+                    CHAINS[chain].connector()(
+                        chain_settings(settings, chain),
+                        settings.reconnect,
+                        metrics=self.metrics,
+                        book=self.price_feed.book,
+                        dedupe_size=p.dedupe_window,
+                        resume_from=start,
+                    )
+                )
         self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=p.queue_size)
         self._stop = asyncio.Event()
         self._closing = False
@@ -106,6 +163,10 @@ class ConnectorManager:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
+        if self.price_feed is not None:
+            self.price_feed.start()
+            if not await asyncio.to_thread(self.price_feed.wait_ready, 60):
+                log.warning("prices not loaded after 60 s; on-chain events go unpriced until they are")
         port = await self.status.start()
         log.info("status server", extra={"port": port, "paths": ["/healthz", "/metrics"]})
         streams = [
@@ -145,6 +206,8 @@ class ConnectorManager:
         except ProduceError as exc:
             self.failed, remaining = str(exc), -1
         await asyncio.to_thread(self.writer.close)
+        if self.price_feed is not None:
+            await asyncio.to_thread(self.price_feed.stop)
         await self.status.stop()
         ok = self.failed is None and remaining == 0 and left == 0
         log.info("stopped", extra={"undelivered": remaining, "unsent_queue": left, "error": self.failed})

@@ -49,6 +49,11 @@ class Metrics:
         self.connected = Gauge(
             "coattail_connector_connected", "1 while the WebSocket is open", ["exchange"], registry=r
         )
+        # Chains: how far the connector got (a stalled chain shows as a flat line, a lag against the head).
+        self.last_block = Gauge(
+            "coattail_connector_last_block", "Last block (slot) a chain connector has read", ["exchange"],
+            registry=r,
+        )  # fmt: skip
         self.produced = Counter(
             "coattail_producer_trades_produced", "Trades acknowledged by the stream", ["exchange"], registry=r
         )

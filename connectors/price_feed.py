@@ -52,6 +52,7 @@ class TradePriceFeed:
         self.book = book or PriceBook()
         self.lookback = lookback
         self.applied = 0
+        self.ready = threading.Event()  # set once the look-back is read (or there is none to read)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -61,17 +62,29 @@ class TradePriceFeed:
         self._thread.start()
         return self
 
+    def wait_ready(self, timeout: float = 30) -> bool:
+        """Block until the look-back is in the book: a connector catching up a backlog of blocks must
+        not value them against an empty book. False after ``timeout`` (the events then go unpriced)."""
+        return self.ready.wait(timeout)
+
     def stop(self, timeout: float = 5) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
 
     def _guarded(self, target: Any) -> None:
+        last = ""
         while not self._stop.is_set():
             try:
                 target()
             except Exception as exc:  # a lost feed must not kill the connector: values go null, retry
-                log.warning("price feed failed, retrying in 5 s", extra={"error": repr(exc)[:300]})
+                self.ready.set()  # nothing to wait for (no topic yet, no broker): do not hold the chain
+                error = repr(exc)[:300]
+                # Said once per distinct problem (a trades topic not created yet is normal at start-up).
+                (log.debug if error == last else log.warning)(
+                    "price feed failed, retrying every 5 s", extra={"error": error}
+                )
+                last = error
                 self._stop.wait(5)
 
     def _since_ms(self) -> int:
@@ -96,11 +109,24 @@ class TradePriceFeed:
                 raise RuntimeError(f"trades topic {topic!r} is not there yet")
             since = self._since_ms()
             wanted = [TopicPartition(topic, p, since) for p in meta.partitions]
-            consumer.assign(consumer.offsets_for_times(wanted, timeout=10))
+            starts = consumer.offsets_for_times(wanted, timeout=10)
+            consumer.assign(starts)
+            # Ready once every partition is read up to where it ended when we started (a start offset
+            # of -1: no trade since `since` there, nothing to read).
+            ends = {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in meta.partitions
+            }
+            reached = {tp.partition: tp.offset < 0 or tp.offset >= ends[tp.partition] for tp in starts}
             while not self._stop.is_set():
                 for msg in consumer.consume(500, timeout=0.5):
-                    if msg.error() is None and apply_trade(self.book, msg.value()):
-                        self.applied += 1
+                    if msg.error() is None:
+                        if apply_trade(self.book, msg.value()):
+                            self.applied += 1
+                        if msg.offset() + 1 >= ends[msg.partition()]:
+                            reached[msg.partition()] = True
+                if all(reached.values()):
+                    self.ready.set()
         finally:
             consumer.close()
 
@@ -120,14 +146,20 @@ class TradePriceFeed:
             )["ShardIterator"]
             for s in shards
         }
+        if not iterators:
+            self.ready.set()
         while not self._stop.is_set() and iterators:
+            behind = 0
             for shard, iterator in list(iterators.items()):
                 out = client.get_records(ShardIterator=iterator, Limit=1000)
                 for record in out["Records"]:
                     if apply_trade(self.book, record["Data"]):
                         self.applied += 1
+                behind = max(behind, int(out.get("MillisBehindLatest", 0)))
                 if out.get("NextShardIterator"):
                     iterators[shard] = out["NextShardIterator"]
                 else:
                     del iterators[shard]  # a closed shard (resharded): its children are listed next round
+            if behind == 0:
+                self.ready.set()
             time.sleep(1)  # GetRecords: 5 calls/s per shard; one round a second stays well inside

@@ -1,4 +1,4 @@
-"""The one registry map: exchange name -> its module's :class:`~connectors.spec.ExchangeSpec`.
+"""The registry maps: exchange name -> :class:`~connectors.spec.ExchangeSpec`, chain -> ChainSpec.
 
 Adding an exchange is one module (settings, symbols, normaliser, REST client with its rate limits,
 connector, simulator renderer and its ``SPEC``), one entry here and its ``connectors:`` config. The
@@ -12,21 +12,42 @@ from collections.abc import Iterable, Mapping
 
 from coattail.settings.connectors import ConnectorSettingsBase
 from connectors import binance, bybit, coinbase, kraken, okx
-from connectors.onchain import OnchainSettings
-from connectors.spec import ExchangeSpec, Normalizer
+from connectors.ethereum.settings import EthereumSettings
+from connectors.solana.settings import SolanaSettings
+from connectors.spec import ChainSpec, ExchangeSpec, Normalizer
 
 EXCHANGES: Mapping[str, ExchangeSpec] = {
     spec.name: spec for spec in (binance.SPEC, bybit.SPEC, coinbase.SPEC, kraken.SPEC, okx.SPEC)
 }
 
-# Connector ``type`` -> settings model: the members of the config's ``connectors:`` union
-# (coattail/settings/connectors.py). The chains have settings before they have connectors.
-SETTINGS_MODELS: Mapping[str, type[ConnectorSettingsBase]] = {
-    **{name: spec.settings_model for name, spec in EXCHANGES.items()},
-    "onchain": OnchainSettings,
+# Chain name (the OnchainEvent ``blockchain``) -> its module's parts; adding a chain is one package
+# (settings, normaliser, RPC client, connector) and one entry here.
+CHAINS: Mapping[str, ChainSpec] = {
+    spec.name: spec
+    for spec in (
+        ChainSpec(
+            "ethereum",
+            EthereumSettings,
+            "connectors.ethereum.connector:EthereumConnector",
+            "connectors.ethereum.normalize:EthereumNormalizer",
+        ),
+        ChainSpec(
+            "solana",
+            SolanaSettings,
+            "connectors.solana.connector:SolanaConnector",
+            "connectors.solana.normalize:SolanaNormalizer",
+        ),
+    )
 }
 
-__all__ = ["EXCHANGES", "SETTINGS_MODELS", "Normalizer", "exchange", "normalizer"]
+# Connector ``type`` -> settings model: the members of the config's ``connectors:`` union
+# (coattail/settings/connectors.py).
+SETTINGS_MODELS: Mapping[str, type[ConnectorSettingsBase]] = {
+    **{name: spec.settings_model for name, spec in EXCHANGES.items()},
+    **{name: spec.settings_model for name, spec in CHAINS.items()},
+}
+
+__all__ = ["CHAINS", "EXCHANGES", "SETTINGS_MODELS", "Normalizer", "exchange", "normalizer"]
 
 
 def exchange(name: str) -> ExchangeSpec:

@@ -89,3 +89,33 @@ class ExchangeSpec:
         if isinstance(entry, self.settings_model):
             return entry
         return self.settings_model.model_validate(entry.model_dump())
+
+
+@dataclass(frozen=True)
+class ChainSpec:
+    """A chain module's parts, as the registry map holds them (chains are not exchanges: no symbols, no
+    REST rate rules, no simulator renderer). The connector and normaliser are named, not imported:
+    web3 alone takes ~2 s to import, and every settings load reads this map."""
+
+    name: str
+    settings_model: type[ConnectorSettingsBase]
+    connector_path: str  # "module:Class"; Class(settings, reconnect, *, registry, book, metrics, ...)
+    normalizer_path: str  # "module:Class"; Class(registry, book) with normalize_line(obj) -> events
+
+    def settings_of(self, entry: ConnectorSettingsBase) -> Any:
+        if isinstance(entry, self.settings_model):
+            return entry
+        return self.settings_model.model_validate(entry.model_dump())
+
+    def connector(self) -> Any:
+        return _load(self.connector_path)
+
+    def normalizer(self, registry: Any, book: Any = None) -> Any:
+        return _load(self.normalizer_path)(registry, book)
+
+
+def _load(path: str) -> Any:
+    import importlib
+
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Literal
 
-from coattail.contracts.onchain import OnchainEvent
+from coattail.contracts.onchain import BLOCKCHAINS, OnchainEvent
 from coattail.errors import CoattailError
 from coattail.settings import Settings
 from connectors.base import DeadLetter, Item
@@ -62,6 +62,42 @@ def onchain_key(event: OnchainEvent) -> str:
 
 
 Stream = Literal["trades", "onchain"]
+
+
+class RoutedWriter(StreamWriter):
+    """Trades to one writer, on-chain events to the other; dead letters follow their source (a chain's
+    go to the on-chain dead-letter stream). For a process that runs exchanges and chains together."""
+
+    def __init__(self, trades: StreamWriter, onchain: StreamWriter) -> None:
+        self.trades, self.onchain = trades, onchain
+        self.backend = trades.backend
+
+    def write(self, trade: Trade) -> None:
+        self.trades.write(trade)
+
+    def write_onchain(self, event: OnchainEvent) -> None:
+        self.onchain.write_onchain(event)
+
+    def dead_letter(self, letter: DeadLetter) -> None:
+        (self.onchain if letter.exchange in BLOCKCHAINS else self.trades).dead_letter(letter)
+
+    def flush(self, timeout: float) -> int:
+        return self.trades.flush(timeout / 2) + self.onchain.flush(timeout / 2)
+
+    def tick(self) -> None:
+        self.trades.tick()
+        self.onchain.tick()
+
+    def close(self) -> None:
+        self.trades.close()
+        self.onchain.close()
+
+
+def build_writers(settings: Settings, metrics: Metrics, *, trades: bool, onchain: bool) -> StreamWriter:
+    """One writer for what a connector process produces: trades, on-chain events or both."""
+    if trades and onchain:
+        return RoutedWriter(build_writer(settings, metrics), build_writer(settings, metrics, "onchain"))
+    return build_writer(settings, metrics, "onchain" if onchain else "trades")
 
 
 def build_writer(settings: Settings, metrics: Metrics, stream: Stream = "trades") -> StreamWriter:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 
 from coattail.chains.tokens import Token, TokenRegistry
 from coattail.contracts.onchain import OnchainEvent
@@ -19,11 +19,17 @@ from coattail.contracts.trade import TradeEvent
 # Quotes that count as dollars when a reference instrument itself has no price yet.
 DOLLAR_QUOTES = ("USD", "USDT", "USDC")
 _LAKE_FRACTION = Decimal(1).scaleb(-18)  # the lake's DecimalType(38, 18)
+_LAKE_LIMIT = Decimal(10) ** 20  # its integer digits
+# Wide enough for any product of two lake decimals: the default context (28 digits) would round
+# 10M ETH × 3000 USD to 28 digits and refuse to quantize it to 18 fraction digits.
+_WIDE = Context(prec=80, rounding=ROUND_HALF_EVEN)
 
 
-def quantize(value: Decimal) -> Decimal:
-    """A derived (inexact) figure rounded to the lake's 18 fraction digits."""
-    return value.quantize(_LAKE_FRACTION, rounding=ROUND_HALF_EVEN)
+def quantize(value: Decimal) -> Decimal | None:
+    """A derived (inexact) figure rounded to the lake's 18 fraction digits; None beyond its range."""
+    if not value.is_finite() or abs(value) >= _LAKE_LIMIT:
+        return None
+    return value.quantize(_LAKE_FRACTION, context=_WIDE)
 
 
 class PriceBook:
@@ -108,9 +114,9 @@ def usd_value(event: OnchainEvent, registry: TokenRegistry, book: PriceBook) -> 
             return quantize(dollar[0])
         return side_in if side_in is not None else side_out
     if side_in is not None and side_out is not None:
-        return quantize(side_in + side_out)
+        return quantize(_WIDE.add(side_in, side_out))
     one = side_in if side_in is not None else side_out
-    return None if one is None else quantize(one * 2)
+    return None if one is None else quantize(_WIDE.multiply(one, 2))
 
 
 def value_event(event: OnchainEvent, registry: TokenRegistry, book: PriceBook) -> OnchainEvent:
@@ -131,4 +137,4 @@ def _price(token: Token | None, book: PriceBook, at: datetime) -> Decimal | None
 def _times(amount: Decimal | None, price: Decimal | None) -> Decimal | None:
     if amount is None or price is None:
         return None
-    return quantize(amount * price)
+    return quantize(_WIDE.multiply(amount, price))

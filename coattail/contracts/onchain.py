@@ -22,7 +22,7 @@ transaction's own value transfer) and :func:`solana_log_index` of the instructio
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -43,6 +43,7 @@ NATIVE_LOG_INDEX = -1
 SOLANA_INNER_SLOTS = 1000
 ADDRESS_MAX_CHARS = 64  # 0x + 40 hex (Ethereum), base58 of 32 bytes (Solana, 32-44 chars)
 HASH_MAX_CHARS = 100  # 0x + 64 hex (Ethereum), base58 of a 64-byte signature (Solana, up to 88)
+_WIDE = Context(prec=80, rounding=ROUND_HALF_EVEN)  # quantize never runs out of digits (28 by default)
 PROTOCOL_PATTERN = r"^[a-z][a-z0-9-]{1,31}$"
 TOKEN_SYMBOL_PATTERN = r"^[A-Za-z0-9.$_+-]{1,20}$"  # noqa: S105
 
@@ -98,7 +99,7 @@ class OnchainEvent(BaseModel):
         # so the stream, the lake and the batch path all hold the same number.
         exponent = None if value is None else value.as_tuple().exponent
         if value is not None and isinstance(exponent, int) and exponent < -LAKE_FRACTION_DIGITS:
-            return value.quantize(Decimal(1).scaleb(-LAKE_FRACTION_DIGITS), rounding=ROUND_HALF_EVEN)
+            return value.quantize(Decimal(1).scaleb(-LAKE_FRACTION_DIGITS), context=_WIDE)
         return value
 
     @model_validator(mode="after")

@@ -41,3 +41,10 @@ def dynamodb_endpoint(settings: Settings) -> str | None:
         "no DynamoDB endpoint configured: run `coattail dev up` (embedded profile) "
         "or set COATTAIL_HOT_STORE__ENDPOINT_URL"
     )
+
+
+def local_chain_rpc(settings: Settings) -> str | None:
+    """The anvil JSON-RPC URL ``coattail dev up`` recorded (embedded profile), else None."""
+    if settings.profile != "embedded":
+        return None
+    return _recorded(settings, "anvil") or None

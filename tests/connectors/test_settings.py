@@ -15,10 +15,11 @@ from coattail.settings.connectors import UncheckedConnectorSettings
 from connectors.binance import BinanceSettings
 from connectors.bybit import BybitSettings
 from connectors.coinbase import CoinbaseSettings
+from connectors.ethereum.settings import EthereumSettings
 from connectors.kraken import KrakenSettings
 from connectors.okx import OkxSettings
-from connectors.onchain import OnchainSettings
-from connectors.registry import EXCHANGES, SETTINGS_MODELS
+from connectors.registry import CHAINS, EXCHANGES, SETTINGS_MODELS
+from connectors.solana.settings import SolanaSettings
 
 pytestmark = pytest.mark.unit
 REPO = Path(__file__).resolve().parents[2]
@@ -33,10 +34,10 @@ def test_each_entry_gets_its_own_model_and_the_union_comes_from_the_registry() -
         "okx": OkxSettings,
         "kraken": KrakenSettings,
         "bybit": BybitSettings,
-        "ethereum": OnchainSettings,
-        "solana": OnchainSettings,
+        "ethereum": EthereumSettings,
+        "solana": SolanaSettings,
     }
-    assert set(SETTINGS_MODELS) == {*EXCHANGES, "onchain"}
+    assert set(SETTINGS_MODELS) == {*EXCHANGES, *CHAINS}
     assert settings.connectors["binance"].max_streams_per_connection == 1024  # type: ignore[attr-defined]
 
 
@@ -46,7 +47,7 @@ def test_each_entry_gets_its_own_model_and_the_union_comes_from_the_registry() -
         (
             {"connectors.binance.type": "bitfinexx"},
             "config error: connectors.binance.type: 'bitfinexx' is unknown; one of binance, bybit, coinbase,"
-            " kraken, okx, onchain"
+            " ethereum, kraken, okx, solana"
             " (from override connectors.binance.type)",
         ),
         (
@@ -60,9 +61,14 @@ def test_each_entry_gets_its_own_model_and_the_union_comes_from_the_registry() -
             " to 1024 (from override connectors.binance.max_streams_per_connection)",
         ),
         (
-            {"connectors.ethereum.ws_url": "wss://x"},
-            "config error: connectors.ethereum.ws_url: unknown setting"
-            " (from override connectors.ethereum.ws_url)",
+            {"connectors.ethereum.streams": ["trade"]},  # a Binance setting: not a chain's
+            "config error: connectors.ethereum.streams: unknown setting"
+            " (from override connectors.ethereum.streams)",
+        ),
+        (
+            {"connectors.ethereum.rpc_url": "wss://node"},
+            "config error: connectors.ethereum.rpc_url: rpc_url must be an http:// or https:// URL"
+            " (the WebSocket one goes in ws_url) (from override connectors.ethereum.rpc_url)",
         ),
     ],
 )
@@ -85,7 +91,7 @@ def test_config_check_prints_one_line_for_a_bad_connector_type() -> None:
     assert done.returncode != 0
     assert done.stderr == (
         "error: config error: connectors.coinbase.type: 'coinbasepro' is unknown; one of binance, bybit,"
-        " coinbase, kraken, okx, onchain (from COATTAIL_CONNECTORS__COINBASE__TYPE='coinbasepro')\n"
+        " coinbase, ethereum, kraken, okx, solana (from COATTAIL_CONNECTORS__COINBASE__TYPE='coinbasepro')\n"
     )
 
 

@@ -172,3 +172,16 @@ def test_derived_prices_are_rounded_to_the_lakes_18_digits() -> None:
     event = _swap(price_before="0.0003319000000000000004999", price_after="3012.5")
     assert event.price_before == Decimal("0.000331900000000000")
     assert event.price_after == Decimal("3012.5")
+
+
+def test_big_values_are_exact_and_beyond_the_lake_none() -> None:
+    eth = load_registry("ethereum")
+    book = PriceBook()
+    book.update("binance", "ETH-USDT", Decimal("3000.123456789012345678"), T0)
+    # 10M ETH: 29 significant digits at 18 fraction digits (the default decimal context keeps 28).
+    whale = _transfer(token=WETH, token_symbol="WETH", amount="10000000.000000000000000001")
+    assert usd_value(whale, eth, book) == Decimal("30001234567.890123456780003000")
+    absurd = _transfer(token=WETH, token_symbol="WETH", amount="99999999999999999999")
+    assert usd_value(absurd, eth, book) is None  # beyond the lake's 20 integer digits: no figure
+    big = _swap(price_after="12345678901234567.123456789012345678901")
+    assert big.price_after == Decimal("12345678901234567.123456789012345679")
