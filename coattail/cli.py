@@ -50,6 +50,12 @@ SUBCOMMANDS: dict[str | None, list[tuple[str, str, str, str]]] = {
             "Seeded market simulator emitting raw exchange messages.",
         ),
         (
+            "connectors.chainsim.cli",
+            "app",
+            "simulate-chain",
+            "Deploy Uniswap V2 on a local chain and drive wallets on it, with ground truth.",
+        ),
+        (
             "connectors.normalize_cli",
             "app",
             "normalize",

@@ -1,4 +1,4 @@
-"""`coattail dev up|down|status`: the local Kafka broker and DynamoDB Local."""
+"""`coattail dev up|down|status`: the local Kafka broker, DynamoDB Local and (on-chain tiers) anvil."""
 
 from __future__ import annotations
 
@@ -11,14 +11,20 @@ from rich.table import Table
 from coattail.cliutil import fail
 from coattail.devservices import DevServices, ServiceError, ServiceInfo
 from coattail.devservices.jars import MissingDependencyError
+from coattail.settings import load_settings
 from coattail.settings.paths import state_dir
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()
 
 
-def _services() -> DevServices:
-    return DevServices(state_dir())
+def _services(chain: bool = False, block_time: float | None = None) -> DevServices:
+    return DevServices(state_dir(), chain=chain, block_time=block_time)
+
+
+def needs_chain(tier: str | None) -> bool:
+    """A tier streaming Ethereum needs a local node to read from (config/tiers/*.yaml `connectors:`)."""
+    return "ethereum" in load_settings(tier).active_connectors
 
 
 def _table(infos: dict[str, ServiceInfo]) -> Table:
@@ -36,10 +42,21 @@ def _table(infos: dict[str, ServiceInfo]) -> Table:
 
 
 @app.command()
-def up() -> None:
-    """Start Kafka (KRaft) and DynamoDB Local on free loopback ports and wait until both answer."""
+def up(
+    tier: str | None = typer.Option(None, help="Tier whose services to start (default: config)."),
+    chain: bool | None = typer.Option(
+        None,
+        "--chain/--no-chain",
+        help="Start anvil or not (default: when the tier has the ethereum connector).",
+    ),
+    block_time: float | None = typer.Option(
+        None, min=0.1, help="anvil mines a block every this many seconds (default: one per transaction)."
+    ),
+) -> None:
+    """Start Kafka (KRaft), DynamoDB Local and, for on-chain tiers, anvil; wait until each answers."""
+    with_chain = needs_chain(tier) if chain is None else chain
     try:
-        infos = _services().up()
+        infos = _services(with_chain, block_time).up()
     except (ServiceError, MissingDependencyError) as exc:
         fail(str(exc))
     console.print(_table(infos))

@@ -76,11 +76,23 @@ deps() {
   kubectl -n "$DEPS_NAMESPACE" wait --for=condition=complete job/minio-init --timeout=5m
 }
 
+chain() {
+  # The large tier's chain: a local Ethereum node, and the Secret the chart's Ethereum connector reads
+  # its RPC URL from (the chart's default name for release "coattail"). Solana has no local node: set
+  # connectors.chains.solana.enabled=false, or point coattail-solana-rpc at a real endpoint.
+  say "anvil in $DEPS_NAMESPACE (TIER=large)"
+  kubectl apply -f "$HERE/anvil.yaml"
+  kubectl -n "$DEPS_NAMESPACE" rollout status deployment/anvil --timeout=5m
+  kubectl -n "$APP_NAMESPACE" create secret generic coattail-ethereum-rpc \
+    --from-literal=rpc-url="http://anvil.$DEPS_NAMESPACE.svc.cluster.local:8545" \
+    --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+}
+
 main() {
   need kubectl
   case "${1:-all}" in
-    all) cluster; namespaces; credentials; operator; deps ;;
-    deps) namespaces; credentials; operator; deps ;;
+    all) cluster; namespaces; credentials; operator; deps; [ "${TIER:-small}" != large ] || chain ;;
+    deps) namespaces; credentials; operator; deps; [ "${TIER:-small}" != large ] || chain ;;
     cluster) cluster ;;
     *) say "usage: $0 [all|deps|cluster]"; exit 2 ;;
   esac

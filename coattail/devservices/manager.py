@@ -11,11 +11,19 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from coattail.devservices import dynamodb, kafka
+from coattail.devservices import anvil, dynamodb, kafka
 from coattail.devservices.process import alive, free_port, log_tail, port_open, read_pid, spawn, stop
 from coattail.errors import CoattailError
 
 SERVICES = ("kafka", "dynamodb")
+# Started only when asked for (a tier with the ethereum connector); always stopped by `down`.
+OPTIONAL_SERVICES = ("anvil",)
+ALL_SERVICES = SERVICES + OPTIONAL_SERVICES
+_ANSWERS: dict[str, Callable[[str], bool]] = {
+    "kafka": kafka.answers,
+    "dynamodb": dynamodb.answers,
+    "anvil": anvil.answers,
+}
 
 
 class ServiceError(CoattailError, RuntimeError):
@@ -25,14 +33,18 @@ class ServiceError(CoattailError, RuntimeError):
 @dataclass(frozen=True)
 class ServiceInfo:
     name: str
-    address: str  # bootstrap servers for Kafka, endpoint URL for DynamoDB
+    address: str  # bootstrap servers for Kafka, endpoint URL for DynamoDB, JSON-RPC URL for anvil
     pid: int | None
     answering: bool
     log: str
 
 
 class DevServices:
-    """Services under ``<state>/dev/<name>/`` with a pid file, a log and (for Kafka) its data."""
+    """Services under ``<state>/dev/<name>/`` with a pid file, a log and (Kafka, anvil) their data.
+
+    ``chain=True`` adds the anvil Ethereum node (instant mining, or one block per ``block_time``
+    seconds); its chain is kept in ``anvil/state.json`` across restarts until ``down(wipe=True)``.
+    """
 
     def __init__(
         self,
@@ -41,8 +53,12 @@ class DevServices:
         in_memory_dynamodb: bool = False,
         start_timeout: float = 120,
         cluster_id_source: kafka.ClusterIdSource = kafka.new_cluster_id,
+        chain: bool = False,
+        block_time: float | None = None,
     ):
         self.root = state_dir / "dev"
+        self.services = SERVICES + (("anvil",) if chain else ())
+        self.block_time = block_time
         self.in_memory_dynamodb = in_memory_dynamodb
         self.start_timeout = start_timeout
         self.cluster_id_source = cluster_id_source  # only used the first time the storage is formatted
@@ -54,7 +70,7 @@ class DevServices:
         recorded = self._read_endpoints()
         started: dict[str, int] = {}
         addresses: dict[str, str] = {}
-        for name in SERVICES:
+        for name in self.services:
             info = self._info(name, recorded)
             if info.pid and info.answering:
                 addresses[name] = info.address
@@ -70,7 +86,7 @@ class DevServices:
     def down(self, wipe: bool = False) -> list[str]:
         """Stop every service; with ``wipe`` also delete their data. Returns the names stopped."""
         stopped = []
-        for name in SERVICES:
+        for name in ALL_SERVICES:
             pid = read_pid(self._pid_path(name))
             if pid:
                 stop(pid)
@@ -83,7 +99,9 @@ class DevServices:
 
     def status(self) -> dict[str, ServiceInfo]:
         recorded = self._read_endpoints()
-        return {name: self._info(name, recorded) for name in SERVICES}
+        # An optional service an earlier `up` started is reported while it runs, whoever asks.
+        names = [n for n in ALL_SERVICES if n in self.services or read_pid(self._pid_path(n))]
+        return {name: self._info(name, recorded) for name in names}
 
     def endpoints(self) -> dict[str, str]:
         """Addresses recorded by the last ``up`` (even if the processes have gone since)."""
@@ -118,8 +136,15 @@ class DevServices:
         pid = spawn(argv, home / "dynamodb.log", self._pid_path("dynamodb"))
         return f"http://127.0.0.1:{port}", pid
 
+    def _start_anvil(self, previous: str | None) -> tuple[str, int]:
+        home = self.root / "anvil"
+        home.mkdir(parents=True, exist_ok=True)
+        port = _reusable_port(previous) or free_port()
+        argv = anvil.server_argv(port, block_time=self.block_time, state_file=home / "state.json")
+        return anvil.rpc_url(port), spawn(argv, home / "anvil.log", self._pid_path("anvil"))
+
     def _wait(self, name: str, pid: int, address: str) -> None:
-        check: Callable[[str], bool] = kafka.answers if name == "kafka" else dynamodb.answers
+        check = _ANSWERS[name]
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if not alive(pid):
@@ -139,9 +164,7 @@ class DevServices:
     def _info(self, name: str, recorded: dict[str, str]) -> ServiceInfo:
         pid = read_pid(self._pid_path(name))
         address = recorded.get(name, "")
-        answering = bool(pid and address) and (
-            kafka.answers(address) if name == "kafka" else dynamodb.answers(address)
-        )
+        answering = bool(pid and address) and _ANSWERS[name](address)
         return ServiceInfo(name, address, pid, answering, str(self._log_path(name)))
 
     def _pid_path(self, name: str) -> Path:
@@ -159,11 +182,13 @@ class DevServices:
             data = json.loads(self.endpoints_file.read_text())
         except (OSError, ValueError):
             return {}
-        return {k: str(v) for k, v in data.items() if k in SERVICES}
+        return {k: str(v) for k, v in data.items() if k in ALL_SERVICES}
 
     def _write_endpoints(self, addresses: dict[str, str]) -> None:
+        # Keep what an earlier `up` recorded for services this one was not asked for (anvil).
+        merged = {**self._read_endpoints(), **addresses}
         self.endpoints_file.parent.mkdir(parents=True, exist_ok=True)
-        self.endpoints_file.write_text(json.dumps(addresses, indent=2) + "\n")
+        self.endpoints_file.write_text(json.dumps(merged, indent=2) + "\n")
 
     def as_dict(self) -> dict[str, dict[str, object]]:
         return {name: asdict(info) for name, info in self.status().items()}

@@ -35,6 +35,8 @@ OURS = ("coattail", "connectors", "jobs", "api")
 GROUPS: dict[str, tuple[str, ...]] = {
     "coattail": (),
     "connectors": ("connectors",),
+    # The chain simulator (`coattail simulate-chain`) drives a node with web3: the connectors extra.
+    "connectors/chainsim": ("connectors",),
     "jobs": ("pipeline",),
     "jobs/batch": ("batch",),
     # The batch Spark step works on the pipeline's tables and frames: it runs in the Spark image.

@@ -1,0 +1,5 @@
+"""Chain simulator: real Uniswap V2 contracts on a local anvil node, driven by simulated wallets.
+
+``artifacts`` reads the npm build JSONs set-up installed, ``deploy`` puts the world on a chain,
+``drive`` trades on it along a CEX price path and ``truth`` records every planted event exactly.
+"""
