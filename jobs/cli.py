@@ -146,8 +146,17 @@ def wait_for_broker(settings: Settings, seconds: float) -> None:
 
 
 def detect_app(
-    input: Annotated[Path, typer.Option("--input", help="TradeEvent JSONL or Parquet (file or folder)")],
     output: Annotated[Path, typer.Option("--output", help="Alerts JSONL to write")],
+    input: Annotated[
+        Path | None, typer.Option("--input", help="TradeEvent JSONL or Parquet (file or folder)")
+    ] = None,
+    onchain: Annotated[
+        Path | None,
+        typer.Option(
+            "--onchain",
+            help="OnchainEvent JSONL or Parquet (file or folder) for the modules that read on-chain events",
+        ),
+    ] = None,
     tier: Annotated[str | None, typer.Option(help="Tier whose modules run (default: config `tier`)")] = None,
     master: Annotated[str | None, typer.Option(help="Spark master (default: local[2])")] = None,
     tables: Annotated[
@@ -156,24 +165,45 @@ def detect_app(
     ] = None,
 ) -> None:
     """Run the tier's detectors on a bounded dataset and write the alerts (and module tables) as JSONL."""
-    if not input.exists():
-        fail(f"--input {input} does not exist")
+    if input is None and onchain is None:
+        fail("give --input (TradeEvents) and/or --onchain (OnchainEvents)")
+    for flag, path in (("--input", input), ("--onchain", onchain)):
+        if path is not None and not path.exists():
+            fail(f"{flag} {path} does not exist")
     settings = load_settings(tier)
     from pyspark.sql import SparkSession
 
     from coattail.contracts import dumps
-    from jobs.batchmode import clean_trades, detect, read_events, sorted_alerts, write_tables
+    from jobs.batchmode import (
+        clean_onchain,
+        clean_trades,
+        detect,
+        read_events,
+        sorted_alerts,
+        value_onchain,
+        write_tables,
+    )
+    from jobs.framework.detector import ONCHAIN
     from jobs.framework.registry import ModuleRegistry
     from jobs.session import build_session
 
     detectors = ModuleRegistry(settings).detectors()
+    if onchain is not None and not any(d.reads == ONCHAIN for d in detectors):
+        fail(
+            f"--onchain: no active module of tier {settings.tier!r} reads on-chain events (try --tier large)"
+        )
     started = time.monotonic()
     owned = SparkSession.getActiveSession() is None  # reuse (and keep) a caller's session, e.g. tests
     spark = build_session(
         settings, app_name="coattail-detect", master=master or "local[2]", shuffle_partitions=4
     )
     try:
-        results = detect(spark, settings, clean_trades(read_events(spark, input), settings), detectors)
+        no_trades = spark.createDataFrame([], "value string, source_ts timestamp, source_pos string")
+        trades = clean_trades(read_events(spark, input) if input is not None else no_trades, settings)
+        chain = None if onchain is None else clean_onchain(read_events(spark, onchain), settings)
+        if chain is not None and input is not None:  # the trades price the events that carry no value
+            chain = value_onchain(spark, chain, trades)
+        results = detect(spark, settings, trades, detectors, onchain=chain)
     finally:
         if owned:
             spark.stop()

@@ -26,6 +26,7 @@ from pyspark.sql.streaming import StreamingQueryListener
 log = logging.getLogger("jobs.pipeline")
 
 INGEST_QUERY = "coattail-ingest"  # the lake path: quality, raw_trades, dead letters, per-trade rows
+ONCHAIN_INGEST_QUERY = "coattail-onchain-ingest"  # the on-chain lake path: its own quality counters
 ALERTS_QUERY = "coattail-alerts"  # the per-trade alert path: stateless detectors -> hot store
 REGISTRY = CollectorRegistry()
 _NS = "coattail_pipeline"
@@ -48,6 +49,15 @@ COUNTERS = {
     "duplicate": DUPLICATE,
 }
 QUALITY_SCORE = Gauge(f"{_NS}_quality_score", "QualityScore: passed / processed × 100", registry=REGISTRY)
+# The on-chain stream's quality (DESIGN.md: on-chain events get the same treatment), apart from the trades'.
+_ONCHAIN = f"{_NS}_onchain"
+ONCHAIN_COUNTERS = {
+    name: Counter(f"{_ONCHAIN}_records_{name}", f"On-chain events {name}", registry=REGISTRY)
+    for name in ("processed", "passed", "failed", "late", "inconsistent", "duplicate")
+}
+ONCHAIN_QUALITY_SCORE = Gauge(
+    f"{_ONCHAIN}_quality_score", "On-chain QualityScore: passed / processed × 100", registry=REGISTRY
+)
 ALERTS = Counter(f"{_NS}_alerts", "Alerts routed", ["module_id", "alert_type"], registry=REGISTRY)
 BATCHES = Counter(f"{_NS}_batches", "Micro-batches completed", ["query"], registry=REGISTRY)
 DROPPED_LATE = Counter(
@@ -78,8 +88,8 @@ BY_QUERY: dict[str, dict[str, int]] = {}
 DROPPED_BY_QUERY: dict[str, int] = {}  # rows dropped behind the watermark, per query id
 
 
-def record_batch(observed: dict[str, Any], query_id: str = "") -> None:
-    """Update the counters from one ingest batch's observed metrics."""
+def record_batch(observed: dict[str, Any], query_id: str = "", *, onchain: bool = False) -> None:
+    """Update the counters (the trades' or, ``onchain``, the on-chain stream's) from one ingest batch."""
     seen, out = observed.get("dq_in"), observed.get("dq_out")
     if seen is None or out is None:
         return
@@ -92,13 +102,13 @@ def record_batch(observed: dict[str, Any], query_id: str = "") -> None:
         "inconsistent": int(out["inconsistent"] or 0),
         "duplicate": processed - int(out["records"] or 0),
     }
-    for name, counter in COUNTERS.items():
+    for name, counter in (ONCHAIN_COUNTERS if onchain else COUNTERS).items():
         counter.inc(counts[name])
     mine = BY_QUERY.setdefault(query_id, dict.fromkeys(counts, 0))
     for name, value in counts.items():
         mine[name] += value
     if processed:
-        QUALITY_SCORE.set(counts["passed"] / processed * 100)
+        (ONCHAIN_QUALITY_SCORE if onchain else QUALITY_SCORE).set(counts["passed"] / processed * 100)
 
 
 def record_late(query: str, query_id: str, dropped: int, watermark: str | None) -> None:
@@ -132,8 +142,9 @@ class QualityListener(StreamingQueryListener):  # type: ignore[misc]
     def onQueryProgress(self, event: Any) -> None:  # noqa: N802
         progress = event.progress
         BATCHES.labels(progress.name or "unnamed").inc()
-        if progress.name == INGEST_QUERY:
-            record_batch({k: v.asDict() for k, v in progress.observedMetrics.items()}, str(progress.id))
+        if progress.name in (INGEST_QUERY, ONCHAIN_INGEST_QUERY):
+            observed = {k: v.asDict() for k, v in progress.observedMetrics.items()}
+            record_batch(observed, str(progress.id), onchain=progress.name == ONCHAIN_INGEST_QUERY)
         watermark = (progress.eventTime or {}).get("watermark")
         record_late(
             progress.name or "unnamed",

@@ -44,55 +44,57 @@ def arrival() -> Column:
     return F.least(F.coalesce(F.col("source_ts"), now), now)
 
 
-def _sent(name: str) -> Column:
+def sent(name: str) -> Column:
     """A time field as sent (JSON text, first 40 characters), for reasons; null when not JSON."""
     from pyspark.sql import functions as F
 
     return F.substring(F.get_json_object("value", f"$.{name}"), 1, 40)
 
 
-def _time_format_checks() -> list[tuple[Column, Column]]:
+def time_format_checks(fields: tuple[str, ...] = TIME_FIELDS) -> list[tuple[Column, Column]]:
     """Times Spark would misread or could not read: before the generic "malformed" rule, to say why."""
     from pyspark.sql import functions as F
 
     t, checks = F.col("t"), []
-    for name in TIME_FIELDS:
+    for name in fields:
         # Spark's JSON reader takes a number as epoch seconds (and silently wraps past 2^63 µs);
         # the contract wants ISO-8601 text.
-        number = F.col("value").rlike(rf'"{name}"\s*:\s*[-+0-9.]') & _sent(name).isNotNull()
-        unreadable = t[CORRUPT].isNotNull() & t[name].isNull() & _sent(name).isNotNull()
+        number = F.col("value").rlike(rf'"{name}"\s*:\s*[-+0-9.]') & sent(name).isNotNull()
+        unreadable = t[CORRUPT].isNotNull() & t[name].isNull() & sent(name).isNotNull()
         checks += [
             (number, F.lit(f"invalid: {name} is a number, not an ISO-8601 timestamp")),
             (
                 unreadable,
-                F.concat(F.lit(f"malformed: {name} "), _sent(name), F.lit(" is not an ISO-8601 timestamp")),
+                F.concat(F.lit(f"malformed: {name} "), sent(name), F.lit(" is not an ISO-8601 timestamp")),
             ),
         ]
     return checks
 
 
-def _time_window_checks(settings: Settings) -> list[tuple[Column, Column]]:
-    """The timestamp window for both time fields: not too far after arrival, not before the floor."""
+def time_window_checks(
+    settings: Settings, fields: tuple[str, ...] = TIME_FIELDS
+) -> list[tuple[Column, Column]]:
+    """The timestamp window for the time fields: not too far after arrival, not before the floor."""
     from pyspark.sql import functions as F
 
     q, t = settings.quality, F.col("t")
     floor = format_utc(q.min_timestamp)
     checks: list[tuple[Column, Column]] = []
-    for name in TIME_FIELDS:
+    for name in fields:
         ahead = F.unix_micros(t[name]) - F.unix_micros(arrival())  # longs: no overflow past year 9999
         checks += [
             (
                 ahead > F.lit(q.max_future_seconds * 1_000_000),
                 F.concat(
                     F.lit(f"invalid: {name} "),
-                    _sent(name),
+                    sent(name),
                     F.lit(f" is more than {q.max_future_seconds}s in the future of arrival "),
                     F.date_format(arrival(), ISO_UTC),
                 ),
             ),
             (
                 t[name] < F.lit(q.min_timestamp),
-                F.concat(F.lit(f"invalid: {name} "), _sent(name), F.lit(f" is before {floor}")),
+                F.concat(F.lit(f"invalid: {name} "), sent(name), F.lit(f" is before {floor}")),
             ),
         ]
     return checks
@@ -105,7 +107,7 @@ def _reason(settings: Settings) -> Column:
     t = F.col("t")
     missing = F.concat_ws(", ", *[F.when(t[f].isNull(), F.lit(f)) for f in q.required_fields])
     checks: list[tuple[Column, Column]] = [
-        *_time_format_checks(),
+        *time_format_checks(),
         (t.isNull() | t[CORRUPT].isNotNull(), F.lit("malformed: not a TradeEvent JSON object")),
         (missing != "", F.concat(F.lit("incomplete: missing "), missing)),
         (t.price <= F.lit(q.price_min_exclusive), F.lit(f"invalid: price <= {q.price_min_exclusive:g}")),
@@ -114,7 +116,7 @@ def _reason(settings: Settings) -> Column:
             F.lit(f"invalid: quantity <= {q.quantity_min_exclusive:g}"),
         ),
         (t.side.isNotNull() & ~t.side.isin("buy", "sell"), F.lit("invalid: side is not buy|sell")),
-        *_time_window_checks(settings),
+        *time_window_checks(settings),
     ]
     if q.restrict_to_configured_symbols:
         known = sorted(f"{ex}:{s}" for ex, symbols in settings.instruments.items() for s in symbols)

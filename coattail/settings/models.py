@@ -39,12 +39,17 @@ class KafkaSettings(_Section):
     bootstrap_servers: str = ""
     topic: str = Field("trades", min_length=1)
     dlq_topic: str = Field("trades-dlq", min_length=1)
+    # OnchainEvents have their own topic (and dead letters): read only when an active module needs them.
+    onchain_topic: str = Field("onchain", min_length=1)
+    onchain_dlq_topic: str = Field("onchain-dlq", min_length=1)
     partitions: int = Field(3, ge=1)
 
 
 class KinesisSettings(_Section):
     stream_name: str = Field("coattail-trades", min_length=1)
     dlq_stream_name: str = Field("coattail-trades-dlq", min_length=1)
+    onchain_stream_name: str = Field("coattail-onchain", min_length=1)
+    onchain_dlq_stream_name: str = Field("coattail-onchain-dlq", min_length=1)
     region: str = "us-west-2"
     endpoint_url: EndpointUrl = ""
 

@@ -2,9 +2,10 @@
 
 A detector is Spark plumbing around pure functions (``jobs.logic``):
 
-* ``process(trades)`` turns clean, de-duplicated TradeEvents into the module's intermediate rows. It
-  must work on a streaming DataFrame (the pipeline) and on a batch DataFrame (``coattail detect``).
-  Stateful detectors get ``trades`` already watermarked with :meth:`watermark_seconds`.
+* ``process(trades)`` turns clean, de-duplicated TradeEvents (or OnchainEvents: :attr:`reads`) into the
+  module's intermediate rows. It must work on a streaming DataFrame (the pipeline) and on a batch
+  DataFrame (``coattail detect``). Stateful detectors get their input already watermarked with
+  :meth:`watermark_seconds` (on ``timestamp``, or ``block_timestamp`` for on-chain events).
 * ``finish(rows)`` turns one micro-batch (or the whole batch) of those rows, as plain dicts, into the
   rows of the module's own table and the alerts. Output per batch is small (windows, whales), so it
   runs on the driver with the validated ``Alert`` contract.
@@ -41,11 +42,18 @@ CONVERTIBLE_FROM = datetime(1900, 1, 1, tzinfo=UTC)
 CONVERTIBLE_UNTIL = datetime(2262, 1, 1, tzinfo=UTC)
 
 
-def convertible(trades: DataFrame) -> DataFrame:
-    """Only trades whose ``timestamp`` can reach Python (a backstop: quality dead-letters the rest)."""
+# What a detector reads: the clean TradeEvents of the trades topic, or the clean OnchainEvents of the
+# on-chain topic (DESIGN.md: the on-chain path runs only when an active module reads on-chain events).
+TRADES = "trades"
+ONCHAIN = "onchain"
+EVENT_TIME = {TRADES: "timestamp", ONCHAIN: "block_timestamp"}  # the event-time column of each input
+
+
+def convertible(trades: DataFrame, column: str = "timestamp") -> DataFrame:
+    """Only events whose ``column`` time can reach Python (a backstop: quality dead-letters the rest)."""
     from pyspark.sql import functions as F
 
-    ts = F.col("timestamp")
+    ts = F.col(column)
     return trades.where((ts >= F.lit(CONVERTIBLE_FROM)) & (ts < F.lit(CONVERTIBLE_UNTIL)))
 
 
@@ -69,6 +77,11 @@ class BaseDetector(ABC):
     # Stateless detectors run inside the ingest query's micro-batch (no second read of the stream);
     # stateful ones (windows, baselines) get their own streaming query with their own watermark.
     stateful: ClassVar[bool] = False
+    # The input of process(): ``"trades"`` (TradeEvent columns) or ``"onchain"`` (OnchainEvent columns).
+    reads: ClassVar[str] = TRADES
+    # The module's table is its clean input itself (MOD-008 lands every OnchainEvent in onchain_events):
+    # the lake path appends the clean frame straight to it, finish() returns alerts only.
+    lands_input: ClassVar[bool] = False
     # What the dashboard shows of this module per symbol (figures of its latest alert); see coattail.panels.
     panel: ClassVar[SymbolPanel] = SymbolPanel(title="alerts")
     # The module's own models: its config params, one row of its output table (the Iceberg DDL is

@@ -12,6 +12,13 @@ Alerts first, lake second (DESIGN.md). Queries, all in this one application:
   ``raw_trades``, ``dead_letters`` and the stateless detectors' table rows and alerts (the same pure
   functions over the same de-duplicated trades, so the same alerts) in few, bigger commits.
 
+On-chain events (their own topic/stream, ``stream.kafka.onchain_topic``) are read only when an active
+module ``reads`` them, with the same three cadences: ``coattail-onchain-alerts`` (on-chain quality and
+the stateless on-chain detectors, MOD-008 → hot store), one query per stateful on-chain detector
+(MOD-009, watermark on ``block_timestamp``), and ``coattail-onchain-ingest`` (the clean events into
+the table of the module that lands them, ``onchain_events``; dead letters; the stateless detectors'
+alerts into the lake) — ``jobs.onchain_quality`` in front of each.
+
 Lake writes are appends tagged ``<query id>:<batch id>`` (``jobs.sinks.iceberg.append_once``) — no MERGE
 on the streaming path — and hot-store writes are puts of deterministic ids: a restart that replays a
 micro-batch, wherever the kill fell (before, between or after the hot and the lake write), rewrites the
@@ -30,8 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 from coattail.errors import CoattailError
 from coattail.settings import Settings
-from jobs import metrics, quality
-from jobs.framework.detector import BaseDetector, DetectorResult, Rejected, convertible
+from jobs import metrics, onchain_quality, quality
+from jobs.framework.detector import ONCHAIN, TRADES, BaseDetector, DetectorResult, Rejected, convertible
 from jobs.framework.registry import ModuleRegistry
 from jobs.framework.router import AlertRouter
 from jobs.session import ALERT_POOL, LAKE_POOL
@@ -54,6 +61,8 @@ if TYPE_CHECKING:
     from jobs.outbound.publisher import AlertPublisher
 
 log = logging.getLogger("jobs.pipeline")
+ONCHAIN_INGEST_QUERY = metrics.ONCHAIN_INGEST_QUERY  # the on-chain lake path: onchain_events, dead letters
+ONCHAIN_ALERTS_QUERY = "coattail-onchain-alerts"  # stateless on-chain detectors -> hot store
 _LISTENING: set[int] = set()  # Spark sessions that already have our listener
 
 
@@ -73,6 +82,7 @@ class PipelineRunner:
         *,
         detectors: list[BaseDetector] | None = None,
         raw: DataFrame | None = None,
+        raw_onchain: DataFrame | None = None,
         hot: HotStore | None = None,
         use_hot_store: bool = True,
         publisher: AlertPublisher | None = None,
@@ -81,6 +91,7 @@ class PipelineRunner:
         self.settings = settings
         self.detectors = detectors if detectors is not None else ModuleRegistry(settings).detectors()
         self._raw = raw  # tests inject a file stream; otherwise stream.backend decides
+        self._raw_onchain = raw_onchain
         self.hot = hot if hot is not None or not use_hot_store else HotStore(settings)
         self.router = AlertRouter(spark, settings, self.hot, publisher)
         self.queries: list[StreamingQuery] = []
@@ -115,29 +126,60 @@ class PipelineRunner:
             p.trigger_interval_seconds,
             self._ingest,
         )
-        if any(not d.stateful for d in self.detectors):
+        if any(not d.stateful for d in self._reading(TRADES)):
             # No de-duplication state here: a per-trade alert's id comes from the trade's event id, so a
             # duplicate trade rewrites the same item. (The state store's commit would cost every batch.)
             alerts_in = quality.classify(self._source(), self.settings)
             self._start(alerts_in, metrics.ALERTS_QUERY, root, p.alert_trigger_seconds, self._alerts)
+        if self._reading(ONCHAIN):  # the on-chain path: only when an active module reads it
+            chain_in = onchain_quality.classify(self._source(lake=True, onchain=True), self.settings)
+            self._start(
+                onchain_quality.quality_metrics(deduplicated(chain_in.observe("dq_in", _count())), "dq_out"),
+                ONCHAIN_INGEST_QUERY,
+                root,
+                p.trigger_interval_seconds,
+                self._onchain_ingest,
+            )
+            if any(not d.stateful for d in self._reading(ONCHAIN)):  # (event-id alert ids: no dedup state)
+                chain_alerts = onchain_quality.classify(self._source(onchain=True), self.settings)
+                self._start(
+                    chain_alerts, ONCHAIN_ALERTS_QUERY, root, p.alert_trigger_seconds, self._onchain_alerts
+                )
         for d in self.detectors:
             if not d.stateful:
                 continue
-            trades = (
-                convertible(quality.passed(quality.classify(self._source(), self.settings)))
-                .withWatermark("timestamp", f"{d.watermark_seconds()} seconds")  # (a time no converter
-                .dropDuplicatesWithinWatermark(["event_id"])  # takes never sets a watermark)
-            )
             self._start(
-                d.process(trades), d.module_id, root, p.window_trigger_seconds, self._detector_sink(d)
+                d.process(self._watermarked(d)),
+                d.module_id,
+                root,
+                p.window_trigger_seconds,
+                self._detector_sink(d),
             )
         self._started.set()
         return self.queries
 
-    def _source(self, *, lake: bool = False) -> DataFrame:
-        if self._raw is not None:  # tests inject a file stream
+    def _reading(self, source: str) -> list[BaseDetector]:
+        return [d for d in self.detectors if d.reads == source]
+
+    def _watermarked(self, detector: BaseDetector) -> DataFrame:
+        """A stateful detector's clean, de-duplicated input with its event-time watermark (a time no
+        converter takes never sets a watermark: ``convertible`` first)."""
+        delay = f"{detector.watermark_seconds()} seconds"
+        if detector.reads == ONCHAIN:
+            raw = self._source(onchain=True)
+            events = convertible(
+                onchain_quality.passed(onchain_quality.classify(raw, self.settings)), "block_timestamp"
+            )
+            return events.withWatermark("block_timestamp", delay).dropDuplicatesWithinWatermark(["event_id"])
+        trades = convertible(quality.passed(quality.classify(self._source(), self.settings)))
+        return trades.withWatermark("timestamp", delay).dropDuplicatesWithinWatermark(["event_id"])
+
+    def _source(self, *, lake: bool = False, onchain: bool = False) -> DataFrame:
+        if onchain and self._raw_onchain is not None:  # tests inject file streams
+            return self._raw_onchain
+        if not onchain and self._raw is not None:
             return self._raw
-        return raw_stream(self.spark, self.settings, lake=lake)
+        return raw_stream(self.spark, self.settings, lake=lake, onchain=onchain)
 
     def _start(self, df: DataFrame, name: str, root: str, seconds: float, sink: Any) -> None:
         query = (
@@ -165,7 +207,15 @@ class PipelineRunner:
 
         self._pool(ALERT_POOL)
         good = df.where(F.col("dq_reason").isNull()).select(*column_names(RAW_TRADES_COLUMNS))
-        for d in self.detectors:
+        self._stateless_to_hot(self._reading(TRADES), good)
+
+    def _onchain_alerts(self, df: DataFrame, batch_id: int) -> None:
+        """The per-event on-chain alert path (MOD-008) → hot store, nothing else."""
+        self._pool(ALERT_POOL)
+        self._stateless_to_hot(self._reading(ONCHAIN), onchain_quality.passed(df))
+
+    def _stateless_to_hot(self, detectors: list[BaseDetector], good: DataFrame) -> None:
+        for d in detectors:
             if not d.stateful:
                 # Rows finish() cannot handle are dead-lettered by the lake path (same rows there).
                 result, _ = d.finish_guarded([r.asDict() for r in d.process(good).collect()])
@@ -188,7 +238,7 @@ class PipelineRunner:
             if not bad.isEmpty():
                 append_once(bad, qualified(self.settings, "dead_letters"), key, check=check)
             t1 = time.monotonic()
-            for d in self.detectors:
+            for d in self._reading(TRADES):
                 if not d.stateful:
                     result = self._detect(d, d.process(good), metrics.INGEST_QUERY, batch_id)
                     self._to_lake(d, result, key, check)
@@ -196,6 +246,31 @@ class PipelineRunner:
                 "lake batch %d: raw/dead-letter %.2fs, module+alert rows %.2fs",
                 batch_id, t1 - t0, time.monotonic() - t1,
             )  # fmt: skip
+        finally:
+            df.unpersist()
+
+    def _onchain_ingest(self, df: DataFrame, batch_id: int) -> None:
+        """The on-chain lake path: the clean events into the landing module's table (``onchain_events``),
+        dead letters, and the stateless on-chain detectors' alerts — each append tagged once."""
+        self._pool(LAKE_POOL)
+        key, check = self._batch_key(ONCHAIN_INGEST_QUERY, batch_id)
+        df.persist()
+        try:
+            if df.isEmpty():
+                return
+            good = onchain_quality.passed(df)
+            bad = quality.dead_letters(df)
+            for d in self._reading(ONCHAIN):
+                if d.lands_input:
+                    table = qualified(self.settings, d.output_table())
+                    append_once(good, table, f"{key}:{d.module_id}:events", check=check)
+            if not bad.isEmpty():
+                append_once(bad, qualified(self.settings, "dead_letters"), f"{key}:onchain", check=check)
+            for d in self._reading(ONCHAIN):
+                if not d.stateful:
+                    self._to_lake(
+                        d, self._detect(d, d.process(good), ONCHAIN_INGEST_QUERY, batch_id), key, check
+                    )
         finally:
             df.unpersist()
 

@@ -16,21 +16,26 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 
-def raw_stream(spark: SparkSession, settings: Settings, *, lake: bool = False) -> DataFrame:
-    """The trade stream; ``lake``: the lake path's reader (may wait for bigger batches)."""
+def raw_stream(
+    spark: SparkSession, settings: Settings, *, lake: bool = False, onchain: bool = False
+) -> DataFrame:
+    """The trade stream (``onchain``: the OnchainEvent topic/stream instead); ``lake``: the lake path's
+    reader (may wait for bigger batches)."""
     if settings.stream.backend == "kinesis":
-        return kinesis_stream(spark, settings)
-    return kafka_stream(spark, settings, lake=lake)
+        return kinesis_stream(spark, settings, onchain=onchain)
+    return kafka_stream(spark, settings, lake=lake, onchain=onchain)
 
 
-def kafka_stream(spark: SparkSession, settings: Settings, *, lake: bool = False) -> DataFrame:
+def kafka_stream(
+    spark: SparkSession, settings: Settings, *, lake: bool = False, onchain: bool = False
+) -> DataFrame:
     from pyspark.sql import functions as F
 
-    p = settings.pipeline
+    p, k = settings.pipeline, settings.stream.kafka
     reader = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", kafka_bootstrap(settings))
-        .option("subscribe", settings.stream.kafka.topic)
+        .option("subscribe", k.onchain_topic if onchain else k.topic)
         .option("startingOffsets", p.starting_offsets)
         .option("maxOffsetsPerTrigger", str(p.max_offsets_per_trigger))
     )
@@ -46,16 +51,17 @@ def kafka_stream(spark: SparkSession, settings: Settings, *, lake: bool = False)
     )
 
 
-def kinesis_stream(spark: SparkSession, settings: Settings) -> DataFrame:
+def kinesis_stream(spark: SparkSession, settings: Settings, *, onchain: bool = False) -> DataFrame:
     from pyspark.sql import functions as F
 
     from jobs.sources.kinesis import FORMAT, KinesisDataSource
 
     spark.dataSource.register(KinesisDataSource)
     k, p = settings.stream.kinesis, settings.pipeline
+    name = k.onchain_stream_name if onchain else k.stream_name
     raw = (
         spark.readStream.format(FORMAT)
-        .option("streamName", k.stream_name)
+        .option("streamName", name)
         .option("region", k.region)
         .option("endpointUrl", k.endpoint_url)
         .option("startingPosition", "TRIM_HORIZON" if p.starting_offsets == "earliest" else "LATEST")
@@ -65,5 +71,5 @@ def kinesis_stream(spark: SparkSession, settings: Settings) -> DataFrame:
     return raw.select(
         F.col("data").alias("value"),
         F.col("arrival").alias("source_ts"),
-        F.concat_ws("/", F.lit(k.stream_name), "shard", "sequence").alias("source_pos"),
+        F.concat_ws("/", F.lit(name), "shard", "sequence").alias("source_pos"),
     )
