@@ -20,7 +20,7 @@ from coattail.settings import ConfigError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
-COMPONENTS = ("connectors", "spark", "api", "batch")
+COMPONENTS = ("connectors", "chains", "spark", "api", "batch")
 # The infra/outputs.tf outputs this converter reads (the structure tests check they exist).
 REQUIRED_OUTPUTS = (
     "region",
@@ -34,6 +34,10 @@ REQUIRED_OUTPUTS = (
     "glue_database_name",
     "service_account_role_arns",
 )
+# On-chain streams: null unless Terraform created them (enable_onchain_streams, on for the large tier).
+ONCHAIN_OUTPUTS = ("kinesis_onchain_stream_name", "kinesis_onchain_dlq_stream_name")
+# Tiers whose connectors include a chain (config/tiers): the chart deploys chain connectors there.
+ONCHAIN_TIERS = ("large",)
 TIERS = ("small", "medium", "large")
 ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
@@ -116,19 +120,37 @@ def _role_arns(outputs: dict[str, Any]) -> dict[str, str]:
     return arns
 
 
+def _onchain_streams(outputs: dict[str, Any], tier: str) -> dict[str, str]:
+    """The on-chain stream names as kinesis values, or {} where Terraform created none."""
+    present = [name for name in ONCHAIN_OUTPUTS if outputs.get(name) is not None]
+    if not present:
+        if tier in ONCHAIN_TIERS:
+            raise InfraOutputError(
+                f"terraform output '{ONCHAIN_OUTPUTS[0]}' is null, but the {tier} tier runs chain "
+                "connectors; leave enable_onchain_streams unset (or true) and apply again"
+            )
+        return {}
+    return {
+        "onchainStreamName": _string(outputs, "kinesis_onchain_stream_name"),
+        "onchainDlqStreamName": _string(outputs, "kinesis_onchain_dlq_stream_name"),
+    }
+
+
 def helm_values(outputs: dict[str, Any]) -> dict[str, Any]:
     """Map Terraform outputs to the chart's eks-profile values (exact key shape the chart expects)."""
     region = _region(outputs)
     roles = _role_arns(outputs)
+    tier = _tier(outputs)
     return {
         "profile": "eks",
-        "tier": _tier(outputs),
+        "tier": tier,
         "aws": {"region": region},
         "stream": {
             "backend": "kinesis",
             "kinesis": {
                 "streamName": _string(outputs, "kinesis_stream_name"),
                 "dlqStreamName": _string(outputs, "kinesis_dlq_stream_name"),
+                **_onchain_streams(outputs, tier),
                 "region": region,
             },
         },

@@ -14,14 +14,37 @@ locals {
   # Where the pipeline and batch jobs write inside the buckets; the Helm values get the same paths.
   raw_zone_path       = "s3://${module.lakehouse.bucket_names["raw"]}/raw"
   checkpoint_location = "s3://${module.lakehouse.bucket_names["checkpoint"]}/pipeline"
+
+  # On-chain streams where chain connectors run: the large tier (config/tiers/large.yaml lists
+  # ethereum and solana), or as var.enable_onchain_streams says.
+  onchain_enabled = var.enable_onchain_streams != null ? var.enable_onchain_streams : var.feature_tier == "large"
+
+  # SSM service discovery (seed §2): the names of what Terraform created.
+  ssm_values = {
+    "stream-name"           = module.streams.trades_stream_name
+    "dlq-stream-name"       = module.streams.dlq_stream_name
+    "alerts-table"          = module.hot_store.table_name
+    "glue-database"         = module.catalog.database_name
+    "feature-tier"          = var.feature_tier
+    "buckets/raw"           = module.lakehouse.bucket_names["raw"]
+    "buckets/processed"     = module.lakehouse.bucket_names["processed"]
+    "buckets/checkpoint"    = module.lakehouse.bucket_names["checkpoint"]
+    "buckets/query-results" = module.lakehouse.bucket_names["query-results"]
+  }
+  ssm_onchain_values = {
+    "onchain-stream-name"     = module.streams.onchain_stream_name
+    "onchain-dlq-stream-name" = module.streams.onchain_dlq_stream_name
+  }
 }
 
 module "streams" {
   source = "./modules/kinesis"
 
-  name                   = local.name
-  trades_retention_hours = var.trades_retention_hours
-  kms_key_id             = coalesce(var.kms_key_arn, "alias/aws/kinesis")
+  name                    = local.name
+  trades_retention_hours  = var.trades_retention_hours
+  onchain_enabled         = local.onchain_enabled
+  onchain_retention_hours = var.onchain_retention_hours
+  kms_key_id              = coalesce(var.kms_key_arn, "alias/aws/kinesis")
 }
 
 module "lakehouse" {
@@ -83,6 +106,9 @@ module "irsa" {
   service_accounts         = var.service_accounts
   trades_stream_arn        = module.streams.trades_stream_arn
   dlq_stream_arn           = module.streams.dlq_stream_arn
+  onchain_enabled          = local.onchain_enabled
+  onchain_stream_arn       = module.streams.onchain_stream_arn
+  onchain_dlq_stream_arn   = module.streams.onchain_dlq_stream_arn
   bucket_arns              = module.lakehouse.bucket_arns
   glue_catalog_arn         = module.catalog.catalog_arn
   glue_database_arn        = module.catalog.database_arn
@@ -97,18 +123,8 @@ module "irsa" {
 module "parameters" {
   source = "./modules/ssm"
 
-  name = local.name
-  values = {
-    "stream-name"           = module.streams.trades_stream_name
-    "dlq-stream-name"       = module.streams.dlq_stream_name
-    "alerts-table"          = module.hot_store.table_name
-    "glue-database"         = module.catalog.database_name
-    "feature-tier"          = var.feature_tier
-    "buckets/raw"           = module.lakehouse.bucket_names["raw"]
-    "buckets/processed"     = module.lakehouse.bucket_names["processed"]
-    "buckets/checkpoint"    = module.lakehouse.bucket_names["checkpoint"]
-    "buckets/query-results" = module.lakehouse.bucket_names["query-results"]
-  }
+  name   = local.name
+  values = merge(local.ssm_values, local.onchain_enabled ? local.ssm_onchain_values : {})
   string_lists = {
     symbols = var.symbols
   }

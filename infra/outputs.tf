@@ -46,6 +46,26 @@ output "kinesis_dlq_stream_arn" {
   value       = module.streams.dlq_stream_arn
 }
 
+output "kinesis_onchain_stream_name" {
+  description = "On-chain events stream, or null when on-chain streams are off."
+  value       = module.streams.onchain_stream_name
+}
+
+output "kinesis_onchain_stream_arn" {
+  description = "ARN of the on-chain events stream, or null when on-chain streams are off."
+  value       = module.streams.onchain_stream_arn
+}
+
+output "kinesis_onchain_dlq_stream_name" {
+  description = "On-chain dead-letter stream, or null when on-chain streams are off."
+  value       = module.streams.onchain_dlq_stream_name
+}
+
+output "kinesis_onchain_dlq_stream_arn" {
+  description = "ARN of the on-chain dead-letter stream, or null when on-chain streams are off."
+  value       = module.streams.onchain_dlq_stream_arn
+}
+
 output "alerts_table_name" {
   description = "DynamoDB alerts table."
   value       = module.hot_store.table_name

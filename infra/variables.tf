@@ -67,12 +67,14 @@ variable "service_accounts" {
   description = "Kubernetes service account name per component; must match the service accounts the chart creates."
   type = object({
     connectors = string
+    chains     = string
     spark      = string
     api        = string
     batch      = string
   })
   default = {
     connectors = "coattail-connectors"
+    chains     = "coattail-chains"
     spark      = "coattail-spark"
     api        = "coattail-api"
     batch      = "coattail-batch"
@@ -86,7 +88,7 @@ variable "service_accounts" {
   }
 
   validation {
-    condition     = length(distinct(values(var.service_accounts))) == 4
+    condition     = length(distinct(values(var.service_accounts))) == length(values(var.service_accounts))
     error_message = "each component needs its own service account, so that each role stays least-privilege."
   }
 }
@@ -173,6 +175,23 @@ variable "trades_retention_hours" {
   validation {
     condition     = var.trades_retention_hours >= 24 && var.trades_retention_hours <= 8760
     error_message = "trades_retention_hours must be between 24 and 8760."
+  }
+}
+
+variable "enable_onchain_streams" {
+  description = "Create the on-chain events stream and its dead-letter stream, with the chain connectors' and the pipeline's grants on them. Null: on for the large tier, whose connectors include ethereum and solana."
+  type        = bool
+  default     = null
+}
+
+variable "onchain_retention_hours" {
+  description = "Retention of the on-chain events stream in hours."
+  type        = number
+  default     = 24
+
+  validation {
+    condition     = var.onchain_retention_hours >= 24 && var.onchain_retention_hours <= 8760
+    error_message = "onchain_retention_hours must be between 24 and 8760."
   }
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -170,7 +171,8 @@ def test_kubeconform_catches_a_typo(tmp_path: Path) -> None:
 
 
 def test_k8s_local_manifests_validate() -> None:
-    code, output = kubeconform(sorted((REPO / "k8s-local" / "manifests").glob("*.yaml")))
+    local = REPO / "k8s-local"
+    code, output = kubeconform([*sorted((local / "manifests").glob("*.yaml")), local / "anvil.yaml"])
     assert code == 0, output
 
 
@@ -299,9 +301,108 @@ def test_standard_labels_everywhere() -> None:
             assert key in labels, f"{doc['kind']}/{doc['metadata']['name']} lacks {key}"
 
 
-def test_eks_profile_from_terraform_outputs(tmp_path: Path) -> None:
+CHAINS = ("ethereum", "solana")
+# What an RPC URL with its API key looks like when pasted into the wrong place.
+KEYED_URL = "https://eth-mainnet.g.alchemy.com/v2/SECRETKEY123"
+
+
+def _chain_deployments(docs: list[Doc]) -> dict[str, Doc]:
+    return {
+        d["metadata"]["labels"]["coattail.io/chain"]: d
+        for d in find(docs, "Deployment")
+        if "coattail.io/chain" in d["metadata"]["labels"]
+    }
+
+
+def profile_chains(profile: str) -> dict[str, Doc]:
+    """connectors.chains as a profile's values files set it (the chart default is empty)."""
+    chains: dict[str, Doc] = {}
+    for name in PROFILES[profile]:
+        values = yaml.safe_load((CHART / name).read_text()) or {}
+        for chain, settings in ((values.get("connectors") or {}).get("chains") or {}).items():
+            chains.setdefault(chain, {}).update(settings)
+    return chains
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+@pytest.mark.parametrize("tier", TIERS)
+def test_chain_connectors_follow_the_tier(profile: str, tier: str) -> None:
+    """The large tier (connectors: [ethereum, solana]) gets a connector per chain, the others none;
+    each reads its RPC URL from a Secret, never from a literal value or the settings ConfigMap."""
+    docs = render(profile, tier)
+    chains = _chain_deployments(docs)
+    switched_on = {name for name, c in profile_chains(profile).items() if c.get("enabled")}
+    expected = set(load_settings(tier, env={}).active_connectors) & set(CHAINS) | switched_on
+    assert set(chains) == expected
+    for chain, deployment in chains.items():
+        secret = {"name": f"coattail-{chain}-rpc", "key": "rpc-url"}
+        secret.update(profile_chains(profile).get(chain, {}).get("rpcUrlSecret", {}))
+        spec = deployment["spec"]["template"]["spec"]
+        (container,) = spec["containers"]
+        assert container["command"][-3:] == ["coattail", "connectors", "run"]
+        assert container["args"][:2] == ["--exchange", chain]
+        assert spec["serviceAccountName"] == "coattail-chains"
+        env = {e["name"]: e for e in container["env"]}
+        rpc = env[f"COATTAIL_CONNECTORS__{chain.upper()}__RPC_URL"]
+        assert "value" not in rpc
+        assert rpc["valueFrom"]["secretKeyRef"] == secret
+    (settings,) = find(docs, "ConfigMap", "coattail-env")
+    assert not [k for k in settings["data"] if k.endswith("RPC_URL")]
+    if expected:
+        (sa,) = find(docs, "ServiceAccount", "coattail-chains")
+        assert sa["automountServiceAccountToken"] is False
+    else:
+        assert not find(docs, "ServiceAccount", "coattail-chains")
+
+
+def test_pipeline_reads_the_onchain_topic_where_chains_run() -> None:
+    """The SparkApplication's settings name the on-chain topic (kafka) / stream (kinesis), large tier."""
+    for profile, key, value in (
+        ("local", "COATTAIL_STREAM__KAFKA__ONCHAIN_TOPIC", "onchain"),
+        ("eks", "COATTAIL_STREAM__KINESIS__ONCHAIN_STREAM_NAME", "coattail-onchain"),
+    ):
+        docs = render(profile, "large")
+        (app,) = find(docs, "SparkApplication")
+        for role in ("driver", "executor"):
+            assert app["spec"][role]["envFrom"] == [{"configMapRef": {"name": "coattail-env"}}]
+        (settings,) = find(docs, "ConfigMap", "coattail-env")
+        assert settings["data"][key] == value
+        (small_settings,) = find(render(profile, "small"), "ConfigMap", "coattail-env")
+        assert key not in small_settings["data"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        f"connectors.chains.ethereum.rpcUrl={KEYED_URL}",
+        f"connectors.chains.ethereum={KEYED_URL}",
+        f"connectors.chains.ethereum.rpcUrlSecret={KEYED_URL}",
+        f"connectors.chains.ethereum.rpcUrlSecret.name={KEYED_URL}",
+        f"config.extra.connectors\\.solana\\.rpc_url={KEYED_URL}",
+    ],
+    ids=["rpcUrl", "chain-as-url", "secret-as-url", "secret-name-as-url", "config-extra"],
+)
+def test_a_literal_rpc_url_is_refused_without_echoing_it(bad: str) -> None:
+    result = run(
+        [HELM, "template", "coattail", CHART, "-n", "coattail", "--set", "tier=large", "--set", bad],
+        env=helm_env(),
+    )
+    assert result.returncode != 0, f"--set {bad} rendered"
+    errors = [line for line in result.stderr.splitlines() if line.startswith(("Error:", "- at "))]
+    assert errors, result.stderr
+    assert "SECRETKEY123" not in result.stderr, "the refusal repeats the API key"
+
+
+@pytest.mark.parametrize("tier", ["small", "large"])
+def test_eks_profile_from_terraform_outputs(tmp_path: Path, tier: str) -> None:
     """`coattail infra helm-values` output layered on values-eks.yaml renders, validates and wires IRSA."""
-    fixture = REPO / "tests" / "infra" / "fixtures" / "terraform-output.json"
+    outputs = json.loads((REPO / "tests" / "infra" / "fixtures" / "terraform-output.json").read_text())
+    if tier == "large":  # Terraform creates the on-chain streams for the large tier
+        outputs["feature_tier"]["value"] = "large"
+        outputs["kinesis_onchain_stream_name"]["value"] = "coattail-dev-onchain"
+        outputs["kinesis_onchain_dlq_stream_name"]["value"] = "coattail-dev-onchain-dlq"
+    fixture = tmp_path / "terraform-output.json"
+    fixture.write_text(json.dumps(outputs))
     values = tmp_path / "values-tf.yaml"
     result = run([REPO / ".venv" / "bin" / "coattail", "infra", "helm-values", fixture, "--out", values])
     assert result.returncode == 0, result.stderr
@@ -329,11 +430,17 @@ def test_eks_profile_from_terraform_outputs(tmp_path: Path) -> None:
     assert code == 0, output
     docs: list[Doc] = [d for d in yaml.safe_load_all(rendered.stdout) if d]
     generated = yaml.safe_load(values.read_text())
-    for component in ("connectors", "spark", "api", "batch"):
+    components = ["connectors", "spark", "api", "batch"] + (["chains"] if tier == "large" else [])
+    for component in components:
         (sa,) = find(docs, "ServiceAccount", f"coattail-{component}")
         assert sa["metadata"]["annotations"] == generated["serviceAccounts"][component]["annotations"]
     (env,) = find(docs, "ConfigMap", "coattail-env")
-    assert (
-        env["data"]["COATTAIL_STREAM__KINESIS__STREAM_NAME"] == generated["stream"]["kinesis"]["streamName"]
-    )
+    kinesis = generated["stream"]["kinesis"]
+    assert env["data"]["COATTAIL_STREAM__KINESIS__STREAM_NAME"] == kinesis["streamName"]
     assert env["data"]["COATTAIL_HOT_STORE__TABLE"] == generated["hotStore"]["table"]
+    if tier == "large":
+        assert env["data"]["COATTAIL_STREAM__KINESIS__ONCHAIN_STREAM_NAME"] == "coattail-dev-onchain"
+        assert env["data"]["COATTAIL_STREAM__KINESIS__ONCHAIN_DLQ_STREAM_NAME"] == "coattail-dev-onchain-dlq"
+        assert set(_chain_deployments(docs)) == set(CHAINS)
+    else:
+        assert "COATTAIL_STREAM__KINESIS__ONCHAIN_STREAM_NAME" not in env["data"]

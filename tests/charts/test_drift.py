@@ -51,6 +51,11 @@ def source_mentions(folder: Path, needle: str) -> bool:
     return any(needle in path.read_text(errors="ignore") for path in folder.rglob("*.py"))
 
 
+def secret_placeholder(name: str) -> str:
+    """What a secretKeyRef variable holds in the check: a URL where the setting is one (RPC URLs)."""
+    return "https://placeholder.invalid/secret" if name.endswith("_URL") else "placeholder-secret"
+
+
 def container_envs(docs: list[Doc]) -> list[tuple[str, list[str], dict[str, str], dict[str, str]]]:
     """(where, argv, env, config files) per container, with envFrom resolved from rendered ConfigMaps."""
     configmaps = {d["metadata"]["name"]: d.get("data", {}) for d in find(docs, "ConfigMap")}
@@ -71,7 +76,7 @@ def container_envs(docs: list[Doc]) -> list[tuple[str, list[str], dict[str, str]
             assert "configMapRef" in source, f"{where}: envFrom {source} (secrets go in as files)"
             values.update(configmaps[source["configMapRef"]["name"]])
         for item in env:
-            values[item["name"]] = item.get("value", "placeholder-secret")
+            values[item["name"]] = item.get("value", secret_placeholder(item["name"]))
         files: dict[str, str] = {}
         config_dir = values.get("COATTAIL_CONFIG_DIR", "")
         for mount in mounts:

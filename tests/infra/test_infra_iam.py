@@ -8,12 +8,19 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import as_list, as_map, block, blocks_of
+from tests.infra.conftest import as_list, as_map, block, blocks_of, squash
 
 pytestmark = pytest.mark.infra
 
 Loader = Callable[[str], dict[str, Any]]
-COMPONENTS = {"connectors", "spark", "api", "batch"}
+COMPONENTS = {"connectors", "chains", "spark", "api", "batch"}
+KINESIS_READ = {
+    "kinesis:DescribeStream",
+    "kinesis:DescribeStreamSummary",
+    "kinesis:GetRecords",
+    "kinesis:GetShardIterator",
+    "kinesis:ListShards",
+}
 # Actions that AWS only grants on "*" and that read or vend nothing beyond what other grants allow.
 STAR_ONLY_READS = {"lakeformation:GetDataAccess"}
 
@@ -117,6 +124,61 @@ def test_connectors_only_put_to_the_streams(module: Loader) -> None:
     }
     put = next(s for s in statements if "kinesis:PutRecords" in as_list(s["actions"]))
     assert set(as_list(put["resources"])) == {"${var.trades_stream_arn}", "${var.dlq_stream_arn}"}
+
+
+def _by_sid(statements: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {s["sid"]: s for s in statements}
+
+
+def _onchain_dynamic(module: Loader, component: str, sid: str) -> dict[str, Any]:
+    """The dynamic statement `sid` of a policy, which must exist only where the on-chain streams do."""
+    document = _documents(module("iam"))[component]
+    for dynamic in blocks_of(document, "dynamic"):
+        body = _labelled(dynamic["statement"])
+        if block(body, "content")["sid"] == sid:
+            assert body["for_each"] == "${local.onchain}", f"{component}/{sid} is not gated on the streams"
+            return block(body, "content")
+    raise AssertionError(f"{component} has no statement {sid}")
+
+
+def test_onchain_grants_exist_only_with_the_streams(module: Loader) -> None:
+    onchain = module("iam")["locals"]["onchain"]
+    # Both hcl2 parsers' renderings compare equal once quotes are normalised.
+    assert squash(onchain).replace("'", '"') == squash('${var.onchain_enabled ? ["onchain"] : []}')
+
+
+def test_chain_connectors_put_onchain_and_only_read_trades(module: Loader) -> None:
+    statements = _policy(module, "chains")
+    assert _actions(statements) <= {*KINESIS_READ, "kinesis:PutRecord", "kinesis:PutRecords"} | {
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+    }
+    read = _by_sid(statements)["ReadTradesForPrices"]
+    assert set(as_list(read["actions"])) == KINESIS_READ
+    assert as_list(read["resources"]) == ["${var.trades_stream_arn}"]
+    put = _onchain_dynamic(module, "chains", "PutOnchainEvents")
+    assert {"kinesis:PutRecord", "kinesis:PutRecords"} <= set(as_list(put["actions"]))
+    assert as_list(put["resources"]) == ["${var.onchain_stream_arn}", "${var.onchain_dlq_stream_arn}"]
+    # Nothing else: no trades put, no lake, no table.
+    for statement in statements:
+        resources = set(as_list(statement["resources"]))
+        if any(a.startswith("kinesis:Put") for a in as_list(statement["actions"])):
+            assert resources <= {"${var.onchain_stream_arn}", "${var.onchain_dlq_stream_arn}"}
+        assert not any(a.split(":")[0] in ("s3", "glue", "dynamodb") for a in as_list(statement["actions"]))
+
+
+def test_exchange_connectors_get_no_onchain_grant(module: Loader) -> None:
+    for statement in _policy(module, "connectors"):
+        assert not any("onchain" in r for r in as_list(statement["resources"]))
+
+
+def test_spark_reads_onchain_and_dead_letters_it(module: Loader) -> None:
+    read = _onchain_dynamic(module, "spark", "ReadOnchain")
+    assert set(as_list(read["actions"])) == KINESIS_READ
+    assert as_list(read["resources"]) == ["${var.onchain_stream_arn}"]
+    dlq = _onchain_dynamic(module, "spark", "DeadLetterOnchain")
+    assert as_list(dlq["resources"]) == ["${var.onchain_dlq_stream_arn}"]
+    assert not {a for a in as_list(dlq["actions"]) if a.startswith("kinesis:Get")}
 
 
 def test_api_only_reads_the_alerts_table(module: Loader) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from coattail.hotstore import ALERTS_TABLE
-from coattail.infra_values import REQUIRED_OUTPUTS
+from coattail.infra_values import ONCHAIN_OUTPUTS, REQUIRED_OUTPUTS
 from tests.infra.conftest import INFRA, MODULES, as_list, as_map, block, blocks_of, squash
 
 pytestmark = pytest.mark.infra
@@ -97,6 +97,36 @@ def test_dead_letter_stream_keeps_48_hours(module: Loader) -> None:
     assert tree["variable"]["dlq_retention_hours"]["default"] == 48
     assert dlq["encryption_type"] == "KMS"
     assert dlq["name"] == "${var.name}-trades-dlq"
+
+
+@pytest.mark.parametrize(("name", "suffix"), [("onchain", "onchain"), ("onchain_dlq", "onchain-dlq")])
+def test_onchain_streams_mirror_the_trades_streams(module: Loader, name: str, suffix: str) -> None:
+    tree = module("kinesis")
+    stream = _resource(tree, "aws_kinesis_stream", name)
+    assert stream["name"] == f"${{var.name}}-{suffix}"
+    assert stream["count"] == "${var.onchain_enabled ? 1 : 0}"
+    assert stream["encryption_type"] == "KMS"
+    assert stream["kms_key_id"] == "${var.kms_key_id}"
+    mode = block(stream, "stream_mode_details")["stream_mode"]
+    if name == "onchain":
+        assert mode == "ON_DEMAND"
+    else:
+        assert mode == "PROVISIONED"
+        assert stream["retention_period"] == "${var.dlq_retention_hours}"
+        assert stream["shard_count"] == "${var.dlq_shard_count}"
+
+
+def test_onchain_streams_follow_the_tier(root: dict[str, Any]) -> None:
+    """On for the large tier (its connectors include the chains) unless enable_onchain_streams says."""
+    assert root["variable"]["enable_onchain_streams"]["default"] is None
+    expr = squash(root["locals"]["onchain_enabled"])  # parsers render `null` differently
+    assert expr.startswith("${var.enable_onchain_streams!=")
+    assert expr.endswith('?var.enable_onchain_streams:var.feature_tier=="large"}')
+    assert root["module"]["streams"]["onchain_enabled"] == "${local.onchain_enabled}"
+    irsa = root["module"]["irsa"]
+    assert irsa["onchain_enabled"] == "${local.onchain_enabled}"
+    assert irsa["onchain_stream_arn"] == "${module.streams.onchain_stream_arn}"
+    assert irsa["onchain_dlq_stream_arn"] == "${module.streams.onchain_dlq_stream_arn}"
 
 
 def test_streams_default_to_the_aws_managed_kinesis_key(root: dict[str, Any]) -> None:
@@ -261,7 +291,14 @@ def test_monitoring_is_optional(root: dict[str, Any]) -> None:
 
 def test_ssm_holds_the_seed_parameters(root: dict[str, Any]) -> None:
     parameters = root["module"]["parameters"]
-    assert set(as_map(parameters["values"])) == {
+    assert squash(parameters["values"]) == squash(
+        "${merge(local.ssm_values, local.onchain_enabled ? local.ssm_onchain_values : {})}"
+    )
+    assert set(as_map(root["locals"]["ssm_onchain_values"])) == {
+        "onchain-stream-name",
+        "onchain-dlq-stream-name",
+    }
+    assert set(as_map(root["locals"]["ssm_values"])) == {
         "stream-name",
         "dlq-stream-name",
         "alerts-table",
@@ -290,6 +327,7 @@ VALIDATED = (
     "billing_alarm_threshold_usd",
     "kms_key_arn",
     "trades_retention_hours",
+    "onchain_retention_hours",
 )
 
 
@@ -344,7 +382,7 @@ def test_tier_choices(root: dict[str, Any]) -> None:
 
 
 def test_outputs_cover_what_the_chart_needs(root: dict[str, Any]) -> None:
-    missing = set(REQUIRED_OUTPUTS) - set(root["output"])
+    missing = {*REQUIRED_OUTPUTS, *ONCHAIN_OUTPUTS} - set(root["output"])
     assert not missing, f"outputs.tf lacks {sorted(missing)}, which `coattail infra helm-values` reads"
 
 

@@ -43,8 +43,12 @@ EXPECTED: dict[str, Any] = {
     "pipeline": {"checkpointLocation": "s3://coattail-dev-checkpoint-123456789012/pipeline"},
     "serviceAccounts": {
         c: {"annotations": {"eks.amazonaws.com/role-arn": ROLE + c}}
-        for c in ("connectors", "spark", "api", "batch")
+        for c in ("connectors", "chains", "spark", "api", "batch")
     },
+}
+ONCHAIN = {
+    "kinesis_onchain_stream_name": "coattail-dev-onchain",
+    "kinesis_onchain_dlq_stream_name": "coattail-dev-onchain-dlq",
 }
 
 
@@ -84,6 +88,51 @@ def test_plain_output_values_are_accepted_too() -> None:
     assert yaml.safe_load(result.stdout) == EXPECTED
 
 
+def _large(**onchain: Any) -> dict[str, Any]:
+    """The fixture as Terraform reports it for the large tier (on-chain streams created)."""
+    outputs = _outputs()
+    outputs["feature_tier"]["value"] = "large"
+    for name, value in {**ONCHAIN, **onchain}.items():
+        outputs[name]["value"] = value
+    return outputs
+
+
+def test_onchain_streams_of_the_large_tier_reach_the_kinesis_values() -> None:
+    result = _run(["-"], stdin=json.dumps(_large()))
+    assert result.exit_code == 0, result.output
+    kinesis = yaml.safe_load(result.stdout)["stream"]["kinesis"]
+    assert kinesis == {
+        "streamName": "coattail-dev-trades",
+        "dlqStreamName": "coattail-dev-trades-dlq",
+        "onchainStreamName": "coattail-dev-onchain",
+        "onchainDlqStreamName": "coattail-dev-onchain-dlq",
+        "region": "us-west-2",
+    }
+
+
+def test_onchain_streams_are_left_out_where_terraform_made_none() -> None:
+    kinesis = yaml.safe_load(_run([str(OUTPUTS)]).stdout)["stream"]["kinesis"]
+    assert "onchainStreamName" not in kinesis
+    assert "onchainDlqStreamName" not in kinesis
+
+
+def test_large_tier_without_onchain_streams_is_one_clear_line() -> None:
+    outputs = _large(kinesis_onchain_stream_name=None, kinesis_onchain_dlq_stream_name=None)
+    result = _run(["-"], stdin=json.dumps(outputs))
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: terraform output 'kinesis_onchain_stream_name' is null, but the large tier runs chain "
+        "connectors; leave enable_onchain_streams unset (or true) and apply again"
+    )
+
+
+def test_half_the_onchain_streams_is_one_clear_line() -> None:
+    outputs = _large(kinesis_onchain_dlq_stream_name=None)
+    result = _run(["-"], stdin=json.dumps(outputs))
+    assert result.exit_code == 2
+    assert "terraform output is missing 'kinesis_onchain_dlq_stream_name'" in result.stderr
+
+
 def _broken(**changes: Any) -> str:
     outputs = _outputs()
     for name, value in changes.items():
@@ -106,6 +155,10 @@ def _broken(**changes: Any) -> str:
         (_broken(region="mars-1"), "'region' must be an AWS region"),
         (_broken(warehouse_path="/tmp/warehouse"), "'warehouse_path' must be an s3:// path"),
         (_broken(service_account_role_arns={"connectors": "x"}), "no IAM role ARN for 'connectors'"),
+        (
+            _broken(service_account_role_arns={c: ROLE + c for c in ("connectors", "spark", "api", "batch")}),
+            "no IAM role ARN for 'chains'",
+        ),
         (_broken(service_account_role_arns=None), "missing 'service_account_role_arns'"),
     ],
     ids=[
@@ -118,6 +171,7 @@ def _broken(**changes: Any) -> str:
         "bad-region",
         "bad-path",
         "bad-arn",
+        "no-chains-role",
         "no-roles",
     ],
 )

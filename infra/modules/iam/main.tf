@@ -7,6 +7,7 @@ locals {
 
   components = {
     connectors = "Exchange connectors: put trade events and dead letters to Kinesis."
+    chains     = "Chain connectors: put on-chain events and dead letters to Kinesis, read trades for prices."
     spark      = "Detector pipeline (driver and executors): read trades, write lake, checkpoints and alerts."
     api        = "Alert API: read the alerts table and its indexes."
     batch      = "Batch workflow: backfill raw data, reprocess with time travel, upkeep the catalog."
@@ -14,6 +15,7 @@ locals {
 
   policies = {
     connectors = data.aws_iam_policy_document.connectors.json
+    chains     = data.aws_iam_policy_document.chains.json
     spark      = data.aws_iam_policy_document.spark.json
     api        = data.aws_iam_policy_document.api.json
     batch      = data.aws_iam_policy_document.batch.json

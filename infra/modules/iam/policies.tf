@@ -25,6 +25,9 @@ locals {
 
   glue_resources = [var.glue_catalog_arn, var.glue_database_arn, var.glue_tables_arn]
 
+  # Where no chain runs there are no on-chain streams, and no statement names them.
+  onchain = var.onchain_enabled ? ["onchain"] : []
+
   spark_buckets = [for zone in ["raw", "processed", "checkpoint"] : var.bucket_arns[zone]]
   batch_buckets = [for zone in ["raw", "processed"] : var.bucket_arns[zone]]
 }
@@ -53,6 +56,47 @@ data "aws_iam_policy_document" "connectors" {
   }
 }
 
+# Chain connectors: the on-chain streams only, and the trades stream read-only for USD prices.
+data "aws_iam_policy_document" "chains" {
+  statement {
+    sid    = "ReadTradesForPrices"
+    effect = "Allow"
+    actions = [
+      "kinesis:DescribeStream",
+      "kinesis:DescribeStreamSummary",
+      "kinesis:GetRecords",
+      "kinesis:GetShardIterator",
+      "kinesis:ListShards",
+    ]
+    resources = [var.trades_stream_arn]
+  }
+
+  dynamic "statement" {
+    for_each = local.onchain
+    content {
+      sid    = "PutOnchainEvents"
+      effect = "Allow"
+      actions = [
+        "kinesis:DescribeStreamSummary",
+        "kinesis:ListShards",
+        "kinesis:PutRecord",
+        "kinesis:PutRecords",
+      ]
+      resources = [var.onchain_stream_arn, var.onchain_dlq_stream_arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.kms_keys
+    content {
+      sid       = "DataKeys"
+      effect    = "Allow"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [statement.value]
+    }
+  }
+}
+
 data "aws_iam_policy_document" "spark" {
   statement {
     sid    = "ReadTrades"
@@ -65,6 +109,33 @@ data "aws_iam_policy_document" "spark" {
       "kinesis:ListShards",
     ]
     resources = [var.trades_stream_arn]
+  }
+
+  dynamic "statement" {
+    for_each = local.onchain
+    content {
+      sid    = "ReadOnchain"
+      effect = "Allow"
+      actions = [
+        "kinesis:DescribeStream",
+        "kinesis:DescribeStreamSummary",
+        "kinesis:GetRecords",
+        "kinesis:GetShardIterator",
+        "kinesis:ListShards",
+      ]
+      resources = [var.onchain_stream_arn]
+    }
+  }
+
+  # On-chain events that fail validation go to their own dead-letter stream.
+  dynamic "statement" {
+    for_each = local.onchain
+    content {
+      sid       = "DeadLetterOnchain"
+      effect    = "Allow"
+      actions   = ["kinesis:DescribeStreamSummary", "kinesis:PutRecord", "kinesis:PutRecords"]
+      resources = [var.onchain_dlq_stream_arn]
+    }
   }
 
   # The quality step dead-letters records that fail validation, with the reason (DESIGN: data quality).

@@ -19,9 +19,10 @@ variable "namespace" {
 }
 
 variable "service_accounts" {
-  description = "Kubernetes service account name per component: connectors, spark, api, batch."
+  description = "Kubernetes service account name per component: connectors, chains, spark, api, batch."
   type = object({
     connectors = string
+    chains     = string
     spark      = string
     api        = string
     batch      = string
@@ -36,6 +37,24 @@ variable "trades_stream_arn" {
 variable "dlq_stream_arn" {
   description = "ARN of the dead-letter stream."
   type        = string
+}
+
+variable "onchain_enabled" {
+  description = "The on-chain streams exist: grant the chain connectors and the pipeline access to them."
+  type        = bool
+  default     = false
+}
+
+variable "onchain_stream_arn" {
+  description = "ARN of the on-chain events stream; used when onchain_enabled is true."
+  type        = string
+  default     = null
+}
+
+variable "onchain_dlq_stream_arn" {
+  description = "ARN of the on-chain dead-letter stream; used when onchain_enabled is true."
+  type        = string
+  default     = null
 }
 
 variable "bucket_arns" {

@@ -24,3 +24,36 @@ resource "aws_kinesis_stream" "dlq" {
     stream_mode = "PROVISIONED"
   }
 }
+
+# On-chain events (OnchainEvent, DESIGN.md) from the chain connectors, on their own stream so the
+# pipeline reads them only where a chain runs; on-demand like the trades stream. Created only when
+# var.onchain_enabled (an idle on-demand stream is billed by the hour).
+resource "aws_kinesis_stream" "onchain" {
+  #checkov:skip=CKV_AWS_185:Defaults to the AWS managed key alias/aws/kinesis (no monthly key charge, seed §10.2); set var.kms_key_arn at the root for a customer managed key.
+  count = var.onchain_enabled ? 1 : 0
+
+  name             = "${var.name}-onchain"
+  retention_period = var.onchain_retention_hours
+  encryption_type  = "KMS"
+  kms_key_id       = var.kms_key_id
+
+  stream_mode_details {
+    stream_mode = "ON_DEMAND"
+  }
+}
+
+# On-chain events that failed validation, with the reason, kept like the trades' dead letters.
+resource "aws_kinesis_stream" "onchain_dlq" {
+  #checkov:skip=CKV_AWS_185:Defaults to the AWS managed key alias/aws/kinesis (no monthly key charge, seed §10.2); set var.kms_key_arn at the root for a customer managed key.
+  count = var.onchain_enabled ? 1 : 0
+
+  name             = "${var.name}-onchain-dlq"
+  retention_period = var.dlq_retention_hours
+  shard_count      = var.dlq_shard_count
+  encryption_type  = "KMS"
+  kms_key_id       = var.kms_key_id
+
+  stream_mode_details {
+    stream_mode = "PROVISIONED"
+  }
+}

@@ -17,3 +17,23 @@ output "dlq_stream_arn" {
   description = "ARN of the dead-letter stream."
   value       = aws_kinesis_stream.dlq.arn
 }
+
+output "onchain_stream_name" {
+  description = "Name of the on-chain events stream, or null when on-chain streams are off."
+  value       = one(aws_kinesis_stream.onchain[*].name)
+}
+
+output "onchain_stream_arn" {
+  description = "ARN of the on-chain events stream, or null when on-chain streams are off."
+  value       = one(aws_kinesis_stream.onchain[*].arn)
+}
+
+output "onchain_dlq_stream_name" {
+  description = "Name of the on-chain dead-letter stream, or null when on-chain streams are off."
+  value       = one(aws_kinesis_stream.onchain_dlq[*].name)
+}
+
+output "onchain_dlq_stream_arn" {
+  description = "ARN of the on-chain dead-letter stream, or null when on-chain streams are off."
+  value       = one(aws_kinesis_stream.onchain_dlq[*].arn)
+}

@@ -1,10 +1,22 @@
 variable "name" {
-  description = "Name prefix, e.g. coattail-dev; streams are <name>-trades and <name>-trades-dlq."
+  description = "Name prefix, e.g. coattail-dev; streams are <name>-trades, <name>-trades-dlq, <name>-onchain and <name>-onchain-dlq."
   type        = string
 }
 
 variable "trades_retention_hours" {
   description = "Retention of the trades stream in hours (24 is the free tier of retention)."
+  type        = number
+  default     = 24
+}
+
+variable "onchain_enabled" {
+  description = "Create the on-chain events stream and its dead-letter stream (a tier with chain connectors)."
+  type        = bool
+  default     = false
+}
+
+variable "onchain_retention_hours" {
+  description = "Retention of the on-chain events stream in hours."
   type        = number
   default     = 24
 }

@@ -17,6 +17,7 @@
 {{- define "coattail.config.configMaps" -}}
 {{- $region := .Values.aws.region -}}
 {{- $v := .Values -}}
+{{- $onchain := include "coattail.connectors.onchain" . -}}
 # The config folder the code reads, verbatim: config/features.yaml and config/tiers/*.yaml (the
 # chart's files/config is a link to config/, so there is one source of truth). Keys cannot hold
 # "/", so tiers/small.yaml is stored as tiers__small.yaml and mounted back under tiers/.
@@ -61,9 +62,18 @@ data:
   COATTAIL_STREAM__KAFKA__BOOTSTRAP_SERVERS: {{ required "stream.kafka.bootstrapServers is required with the kafka backend" $v.stream.kafka.bootstrapServers | quote }}
   COATTAIL_STREAM__KAFKA__TOPIC: {{ $v.stream.kafka.topic | quote }}
   COATTAIL_STREAM__KAFKA__DLQ_TOPIC: {{ $v.stream.kafka.dlqTopic | quote }}
+  {{- if $onchain }}
+  # On-chain events (a chain connector runs): the chain connectors produce here, the pipeline reads.
+  COATTAIL_STREAM__KAFKA__ONCHAIN_TOPIC: {{ $v.stream.kafka.onchainTopic | quote }}
+  COATTAIL_STREAM__KAFKA__ONCHAIN_DLQ_TOPIC: {{ $v.stream.kafka.onchainDlqTopic | quote }}
+  {{- end }}
   {{- else }}
   COATTAIL_STREAM__KINESIS__STREAM_NAME: {{ $v.stream.kinesis.streamName | quote }}
   COATTAIL_STREAM__KINESIS__DLQ_STREAM_NAME: {{ $v.stream.kinesis.dlqStreamName | quote }}
+  {{- if $onchain }}
+  COATTAIL_STREAM__KINESIS__ONCHAIN_STREAM_NAME: {{ $v.stream.kinesis.onchainStreamName | quote }}
+  COATTAIL_STREAM__KINESIS__ONCHAIN_DLQ_STREAM_NAME: {{ $v.stream.kinesis.onchainDlqStreamName | quote }}
+  {{- end }}
   COATTAIL_STREAM__KINESIS__REGION: {{ default $region $v.stream.kinesis.region | quote }}
   {{- if $v.stream.kinesis.endpointUrl }}
   COATTAIL_STREAM__KINESIS__ENDPOINT_URL: {{ $v.stream.kinesis.endpointUrl | quote }}
