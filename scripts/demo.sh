@@ -3,7 +3,9 @@
 #   simulated market (30 min of history, then a live feed) -> Kafka -> Spark detectors
 #   -> DynamoDB Local + Iceberg -> alert API and dashboard on 127.0.0.1, alerts printed as they land.
 # Ctrl-C stops everything it started (the local services too). DEMO_SECONDS=N stops it after N s.
-# TIER=small|medium (default medium, e.g. `make demo TIER=small`) chooses the modules (config/tiers/<tier>.yaml).
+# TIER=small|medium|large (default medium, e.g. `make demo TIER=large`) chooses the modules
+# (config/tiers/<tier>.yaml). The large tier adds a real local chain: anvil (`coattail dev up` starts it),
+# Uniswap V2 deployed and driven by `coattail simulate-chain`, and the Ethereum connector reading it.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -16,6 +18,7 @@ RUN="demo-$(date -u +%Y%m%dT%H%M%S)"
 DEMO_DIR="$ROOT/.state/demo/$RUN"
 mkdir -p "$DEMO_DIR"
 export COATTAIL_STREAM__KAFKA__TOPIC="$RUN-trades" COATTAIL_STREAM__KAFKA__DLQ_TOPIC="$RUN-dlq"
+export COATTAIL_STREAM__KAFKA__ONCHAIN_TOPIC="$RUN-onchain" COATTAIL_STREAM__KAFKA__ONCHAIN_DLQ_TOPIC="$RUN-onchain-dlq"
 export COATTAIL_PIPELINE__CHECKPOINT_LOCATION="$DEMO_DIR/checkpoints"
 # Every new alert is also published once to this run's alerts topic (key = alert id) for subscribers.
 export COATTAIL_ALERTS_OUT__ENABLED=true COATTAIL_ALERTS_OUT__TOPIC="$RUN-alerts"
@@ -41,12 +44,33 @@ trap cleanup EXIT INT TERM
 echo "[demo] simulating 30 minutes of market history with planted whales, bursts and dislocations"
 coattail simulate --seed 7 --minutes 30 --rate 20 --out "$DEMO_DIR/history.jsonl" --to-kafka
 
+if [ "$COATTAIL_TIER" = large ]; then
+  # The chain follows the live feed's ETH walk (same seed and length); the connector reads it 2 blocks
+  # deep from the block before the deployment, with the simulator's tokens on top of the shipped registry.
+  ANVIL_URL="$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["anvil"])' "$ROOT/.state/dev/services.json")"
+  FIRST_BLOCK="$(python -c 'import sys,httpx; print(int(httpx.post(sys.argv[1], json={"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}).json()["result"], 16))' "$ANVIL_URL")"
+  echo "[demo] deploying Uniswap V2 on anvil ($ANVIL_URL) and driving wallets on it (log: $DEMO_DIR/chain.log)"
+  coattail simulate-chain --rpc-url "$ANVIL_URL" --seconds 14400 --interval 3 --seed 8 --cex-minutes 240 \
+    --truth "$DEMO_DIR/chain-truth.json" --tokens-out "$DEMO_DIR/tokens.yaml" \
+    --deployment "$DEMO_DIR/chain-world.json" > "$DEMO_DIR/chain.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 120); do [ -s "$DEMO_DIR/tokens.yaml" ] && break; sleep 1; done
+  [ -s "$DEMO_DIR/tokens.yaml" ] || { echo "[demo] the chain simulator did not deploy; see $DEMO_DIR/chain.log"; exit 1; }
+  echo "[demo] starting the Ethereum connector (log: $DEMO_DIR/ethereum.log)"
+  COATTAIL_CONNECTORS__ETHEREUM__TOKEN_FILES="[\"$DEMO_DIR/tokens.yaml\"]" \
+  COATTAIL_CONNECTORS__ETHEREUM__CONFIRMATIONS=2 COATTAIL_CONNECTORS__ETHEREUM__START_BLOCK="$FIRST_BLOCK" \
+  COATTAIL_PRODUCER__STATUS_PORT=9104 \
+    coattail connectors run --exchange ethereum > "$DEMO_DIR/ethereum.log" 2>&1 &
+  pids+=($!)
+fi
+
 echo "[demo] starting the alert API on $API"
 coattail api --port "$API_PORT" --log-level warning > "$DEMO_DIR/api.log" 2>&1 &
 pids+=($!)
 echo "[demo] starting the Spark detector pipeline (log: $DEMO_DIR/pipeline.log)"
 coattail pipeline run > "$DEMO_DIR/pipeline.log" 2>&1 &
-pids+=($!)
+PIPELINE_PID=$!
+pids+=($PIPELINE_PID)
 echo "[demo] starting the live market feed"
 coattail simulate --seed 8 --minutes 240 --rate 20 --realtime --to-kafka --out "$DEMO_DIR/live.jsonl" \
   > "$DEMO_DIR/live.log" 2>&1 &
@@ -58,7 +82,7 @@ cat <<MSG
 
   Dashboard : $API/
   Alert API : $API/alerts   (docs: $API/docs, live stream: $API/alerts/stream)
-  Metrics   : pipeline quality http://127.0.0.1:9103/metrics, API $API/internal/metrics
+  Metrics   : pipeline quality http://127.0.0.1:9103/metrics, API $API/internal/metrics$([ "$COATTAIL_TIER" = large ] && echo ", Ethereum connector http://127.0.0.1:9104/metrics")
   Alerts out: Kafka topic $RUN-alerts (key = alert id), at $(coattail dev status 2>/dev/null | grep -m1 -o '127.0.0.1:[0-9]*' || echo 'the local broker')
 
   The pipeline needs ~1 min to start; then alerts print below as they land. Ctrl-C stops the demo.
@@ -69,5 +93,5 @@ pids+=($!)
 if [ -n "${DEMO_SECONDS:-}" ]; then
   sleep "$DEMO_SECONDS"
 else
-  wait "${pids[1]}"  # until the pipeline ends (Ctrl-C)
+  wait "$PIPELINE_PID"  # until the pipeline ends (Ctrl-C)
 fi
