@@ -78,11 +78,10 @@ class TradePriceFeed:
             try:
                 target()
             except Exception as exc:  # a lost feed must not kill the connector: values go null, retry
-                self.ready.set()  # nothing to wait for (no topic yet, no broker): do not hold the chain
                 error = repr(exc)[:300]
                 # Said once per distinct problem (a trades topic not created yet is normal at start-up).
                 (log.debug if error == last else log.warning)(
-                    "price feed failed, retrying every 5 s", extra={"error": error}
+                    "price feed failed (%s), retrying every 5 s", error, extra={"error": error}
                 )
                 last = error
                 self._stop.wait(5)
@@ -91,7 +90,7 @@ class TradePriceFeed:
         return int((datetime.now(UTC) - self.lookback).timestamp() * 1000)
 
     def _kafka(self) -> None:
-        from confluent_kafka import Consumer, TopicPartition
+        from confluent_kafka import Consumer, KafkaError, TopicPartition
 
         from coattail.settings.endpoints import kafka_bootstrap
 
@@ -105,8 +104,13 @@ class TradePriceFeed:
         })  # fmt: skip
         try:
             meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
-            if meta is None or meta.error is not None or not meta.partitions:
+            if meta is None or (
+                meta.error is not None and meta.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+            ):
+                self.ready.set()  # no trades topic yet: nothing to wait for, do not hold the chain
                 raise RuntimeError(f"trades topic {topic!r} is not there yet")
+            if meta.error is not None or not meta.partitions:  # e.g. a leader being elected: ask again
+                raise RuntimeError(f"trades topic {topic!r} is not readable yet: {meta.error}")
             since = self._since_ms()
             wanted = [TopicPartition(topic, p, since) for p in meta.partitions]
             starts = consumer.offsets_for_times(wanted, timeout=10)

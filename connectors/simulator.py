@@ -118,7 +118,7 @@ def simulate(
     if not insts:
         raise ValueError(f"no instruments of {'/'.join(sorted(EXCHANGES))} to simulate")
     walks = {
-        base: _walk(rng, DEFAULT_PRICES.get(base, 100.0), t1 - t0 + 2)
+        base: fair_price_walk(rng, DEFAULT_PRICES.get(base, 100.0), t1 - t0 + 2)
         for base in sorted({i.base for i in insts})
     }
     per_inst = rate / len(insts)
@@ -458,7 +458,8 @@ def _episode_start(epoch_s: int) -> int:
     return epoch_s - epoch_s % EPISODE_SECONDS
 
 
-def _walk(rng: random.Random, p0: float, n: int) -> list[float]:
+def fair_price_walk(rng: random.Random, p0: float, n: int) -> list[float]:
+    """One base's fair price per second from ``p0`` (the chain simulator replays it for the same seed)."""
     out = [p0]
     for _ in range(n):
         out.append(out[-1] * math.exp(rng.gauss(0, WALK_SIGMA)))

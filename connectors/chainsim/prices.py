@@ -85,7 +85,7 @@ def from_cex_simulator(
     t1 = t0 + int(minutes * 60)
     walk: list[float] = []
     for b in ordered:
-        drawn = simulator._walk(rng, simulator.DEFAULT_PRICES.get(b, 100.0), t1 - t0 + 2)
+        drawn = simulator.fair_price_walk(rng, simulator.DEFAULT_PRICES.get(b, 100.0), t1 - t0 + 2)
         if b == base:
             walk = drawn
             break
