@@ -132,6 +132,8 @@ def run_detector(detector: BaseDetector, events: DataFrame) -> DetectorResult:
     result = detector.finish([r.asDict() for r in detector.process(events).collect()])
     if detector.lands_input:  # its table is its clean input (MOD-008: onchain_events)
         result.records = landed_rows(events)
+    elif (rows := detector.batch_table()) is not None:  # its table is not made of its input (MOD-005)
+        result.records = rows
     return result
 
 

@@ -260,10 +260,14 @@ class DynamoAlertStore:
 
     def delete(self, alerts: Iterable[Alert]) -> int:
         """Delete the items of ``alerts`` (their keys), under the write retry deadline; returns how many."""
-        keys = list(dict.fromkeys(item_key(alert_to_item(a)) for a in alerts))
+        return self.delete_keys([item_key(alert_to_item(a)) for a in alerts], "alert(s)")
+
+    def delete_keys(self, keys: Iterable[tuple[str, str]], what: str = "item(s)") -> int:
+        """Delete items by (alert_id, detected_at) key, under the write retry deadline; returns how many."""
+        unique = list(dict.fromkeys(keys))
         batches: list[list[Any]] = [
             [{"DeleteRequest": {"Key": {"alert_id": {"S": k[0]}, "detected_at": {"S": k[1]}}}} for k in part]
-            for part in (keys[i : i + BATCH] for i in range(0, len(keys), BATCH))
+            for part in (unique[i : i + BATCH] for i in range(0, len(unique), BATCH))
         ]
 
         def attempt() -> None:
@@ -275,9 +279,9 @@ class DynamoAlertStore:
                     raise UnprocessedItemsError(f"{len(left)} item(s) left unprocessed")
                 batches.pop(0)
 
-        if keys:
-            self._retried(f"deleting {len(keys)} alert(s)", attempt, is_transient)
-        return len(keys)
+        if unique:
+            self._retried(f"deleting {len(unique)} {what}", attempt, is_transient)
+        return len(unique)
 
     # -- reads (fail fast) --------------------------------------------------------------------------
     def ping(self) -> None:

@@ -158,6 +158,16 @@ class BaseDetector(ABC):
         """The chart points of one row of this module's table (recent-windows store); none by default."""
         return []
 
+    def publish(self, hot: Any, records: list[dict[str, Any]]) -> None:
+        """Hot-store writes of this module's own rows beyond alerts and chart points, after the alerts
+        (MOD-004: the wallet store, ``hot.wallets``); nothing by default."""
+        return None
+
+    def batch_table(self) -> list[dict[str, Any]] | None:
+        """Rows of the module's table that do not come from its input (MOD-005: its label book), for
+        ``coattail detect --tables``; None: the records :meth:`finish` returned."""
+        return None
+
     def finish_guarded(self, rows: list[dict[str, Any]]) -> tuple[DetectorResult, list[Rejected]]:
         """:meth:`finish`, setting aside the rows that fail on their own instead of failing the batch.
 

@@ -87,6 +87,15 @@ class AlertRouter:
                 self.failure = exc
                 raise
 
+    def records_to_hot(self, detector: BaseDetector, records: list[dict[str, Any]]) -> None:
+        """The module's own hot-store rows (:meth:`BaseDetector.publish`), after its alerts."""
+        if records and self.hot is not None:
+            try:
+                detector.publish(self.hot, records)
+            except StoreUnavailableError as exc:
+                self.failure = exc
+                raise
+
     def to_lake(self, alerts: list[Alert], batch_key: str, *, check: bool = True) -> int:
         """Append a micro-batch's alerts once (tag ``batch_key``): no MERGE on the streaming path."""
         if not alerts:

@@ -292,6 +292,7 @@ class PipelineRunner:
         self.router.to_hot([*result.early, *result.alerts])  # a final alert replaces its early one
         self.router.retract(result.retracted)
         self.router.points_to_hot(detector, result.records)  # the dashboard's charts: every window
+        self.router.records_to_hot(detector, result.records)  # e.g. MOD-004's wallet store
         self._to_lake(detector, result, key, check)
         return result
 

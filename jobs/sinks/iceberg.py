@@ -71,8 +71,9 @@ def ensure_table(
     """Create the table if missing, with ``lake.table_properties``; bring an older table's up to date."""
     spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {CATALOG}.{settings.lake.namespace}")
     name = qualified(settings, table)
+    partitioned = f"PARTITIONED BY ({partitioning}) " if partitioning.strip() else ""  # "": unpartitioned
     spark.sql(
-        f"CREATE TABLE IF NOT EXISTS {name} ({columns}) USING iceberg PARTITIONED BY ({partitioning}) "
+        f"CREATE TABLE IF NOT EXISTS {name} ({columns}) USING iceberg {partitioned}"
         f"TBLPROPERTIES ({_properties({'format-version': '2', **settings.lake.table_properties})})"
     )
     current = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {name}").collect()}

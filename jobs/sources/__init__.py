@@ -7,6 +7,7 @@ dead-letter path never care which backend is behind them.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from coattail.settings import Settings
@@ -32,10 +33,14 @@ def kafka_stream(
     from pyspark.sql import functions as F
 
     p, k = settings.pipeline, settings.stream.kafka
+    # The on-chain topic is created by the chain connector, which may start after the pipeline (the
+    # medium tier reads it for MOD-004/005): a pattern of exactly its name reads nothing until it
+    # exists, then from its start, where `subscribe` would fail the query.
+    subscription = ("subscribePattern", re.escape(k.onchain_topic)) if onchain else ("subscribe", k.topic)
     reader = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", kafka_bootstrap(settings))
-        .option("subscribe", k.onchain_topic if onchain else k.topic)
+        .option(*subscription)
         .option("startingOffsets", p.starting_offsets)
         .option("maxOffsetsPerTrigger", str(p.max_offsets_per_trigger))
     )
