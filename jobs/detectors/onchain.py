@@ -7,6 +7,9 @@ on-chain lake path writes the clean events themselves to its table (:attr:`lands
 same alerts, so the table is written once per micro-batch and never through the driver. Alert ids come
 from the event id: a duplicate event rewrites the same item.
 
+Details name who the addresses are (``from_label``, ``to_label``, ``trader_label``: the wallet label
+registry's short label, or null) from the same label book as MOD-005 (:mod:`jobs.label_source`).
+
 Alert names (DESIGN.md "Contracts"): ``symbol`` is the token's ``BASE-USD`` (WETH -> ETH-USD, see
 :func:`jobs.onchain_logic.usd_symbol`); ``exchange`` is the chain for a transfer and the protocol for a
 swap, spelled as an exchange name (``uniswap-v2`` -> ``uniswap_v2``: the Alert pattern has no hyphen).
@@ -26,6 +29,7 @@ from coattail.settings import Settings
 from coattail.settings.modules import ModuleParams, SeverityBands
 from jobs.detectors.common import from_us, money
 from jobs.framework.detector import ONCHAIN, BaseDetector, DetectorResult, convertible
+from jobs.label_source import LabelSource
 from jobs.onchain_logic import (
     DEFAULT_SYMBOL_ALIASES,
     OnchainBands,
@@ -77,6 +81,10 @@ class OnchainAlertDetails(BaseModel):
     amount_in: Decimal | None = None
     token_out_symbol: str | None = None
     amount_out: Decimal | None = None
+    # who the addresses are (the label registry), null when nobody we know
+    from_label: str | None = None
+    to_label: str | None = None
+    trader_label: str | None = None
 
 
 def short(address: str | None) -> str:
@@ -112,6 +120,7 @@ class OnchainIngesterDetector(BaseDetector):
     def configure(self, settings: Settings) -> None:
         super().configure(settings)
         self.params = settings.module_params(self.module_id, OnchainIngesterParams)
+        self.labels = LabelSource(settings)  # MOD-005's files and table, also when MOD-005 is not active
 
     def partitioning(self) -> str:
         return "days(block_timestamp), blockchain"
@@ -122,6 +131,7 @@ class OnchainIngesterDetector(BaseDetector):
     def process(self, events: DataFrame) -> DataFrame:
         from pyspark.sql import functions as F
 
+        self.labels.refresh(events.sparkSession)  # (driver side, at most every reload_seconds)
         # Only events that can alert reach the driver: transfers above the first band, and swaps.
         floor = Decimal(str(self.params.large_transfer_bands[0].above))
         candidate = (F.col("event_type") == "swap") | (
@@ -143,6 +153,12 @@ class OnchainIngesterDetector(BaseDetector):
         result = DetectorResult()
         bands, aliases = self.params.bands(), self.params.symbol_aliases
         known = set(self.alert_types())
+        book = self.labels.book
+
+        def label_of(blockchain: str, address: str | None) -> str | None:
+            found = book.get(blockchain, address)
+            return None if found is None else found.label
+
         for row in sorted(rows, key=lambda r: (r["ts_us"], r["event_id"])):
             usd = None if row["usd_value"] is None else trim(Decimal(row["usd_value"]))
             found = classify_event(row["event_type"], usd, bands)
@@ -193,12 +209,15 @@ class OnchainIngesterDetector(BaseDetector):
                                 "amount": amounts["amount"],
                                 "from_address": row["from_address"],
                                 "to_address": row["to_address"],
+                                "from_label": label_of(row["blockchain"], row["from_address"]),
+                                "to_label": label_of(row["blockchain"], row["to_address"]),
                             }
                             if transfer
                             else {
                                 "protocol": row["protocol"],
                                 "pool": row["pool"],
                                 "trader": row["trader"],
+                                "trader_label": label_of(row["blockchain"], row["trader"]),
                                 "token_in_symbol": row["token_in_symbol"],
                                 "amount_in": amounts["amount_in"],
                                 "token_out_symbol": row["token_out_symbol"],
