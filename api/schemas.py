@@ -95,3 +95,41 @@ class SymbolMetrics(BaseModel):
 class Health(BaseModel):
     status: str
     table: str | None = None
+
+
+class WalletLabelOut(BaseModel):
+    label: str
+    entity_type: str
+    source: str = Field(description="where the label comes from (a public page, an operator file)")
+    updated_at: str
+
+
+class WalletScoreOut(BaseModel):
+    scored_at: str = Field(description="UTC, ISO-8601 with microseconds and Z")
+    alpha: float = Field(description="win_rate × avg_return × √trade_count / max_drawdown")
+    alpha_percentile: float = Field(description="0..100 among the chain's scored wallets")
+    win_rate: float
+    trade_count: int
+    avg_return: float
+    max_drawdown: float
+
+
+class WalletRankOut(WalletScoreOut):
+    rank: int = Field(description="position on the chain's leaderboard, 1 = highest alpha")
+    address: str
+    label: WalletLabelOut | None
+
+
+class WalletPage(BaseModel):
+    chain: str
+    wallets: list[WalletRankOut]
+    next_cursor: str | None = Field(description="Opaque cursor for the next page; null on the last page")
+
+
+class WalletDetail(BaseModel):
+    chain: str
+    address: str = Field(description="as stored: lower-case hex on Ethereum, base58 on Solana")
+    label: WalletLabelOut | None
+    latest: WalletScoreOut | None
+    history: list[WalletScoreOut] = Field(description="scores, newest first")
+    alerts: list[AlertOut] = Field(description="unexpired alerts naming the wallet, newest first")

@@ -7,6 +7,13 @@ const SEVERITIES = ["low", "medium", "high", "critical"];
 const MAX_ROWS = 300;
 const RETRY_MS = 3000;
 const PANEL_REFRESH_MS = 15000;
+const LEADERBOARD_REFRESH_MS = 30000;
+const LEADERBOARD_SIZE = 20;
+// Where an on-chain alert's details name a labelled wallet (MOD-005 enrichment), and how to show it.
+const LABEL_FIELDS = [
+  ["label", ""], ["from_label", "from "], ["to_label", "to "], ["trader_label", "trader "],
+  ["counterparty_label", "counterparty "],
+];
 
 const state = {
   alerts: new Map(),        // alert_id -> alert
@@ -112,13 +119,34 @@ function renderFeed() {
     badge.className = `sev ${a.severity}`;
     badge.textContent = a.severity;
     sev.append(badge);
-    tr.append(sev, cell(a.alert_type), cell(a.symbol), cell(a.exchange || "cross"), cell(a.message));
+    const message = cell(a.message);
+    message.append(...labelTags(a.details || {}));
+    tr.append(sev, cell(a.alert_type), cell(a.symbol), cell(a.exchange || "cross"), message);
     fragment.append(tr);
   }
   body.replaceChildren(fragment);
   state.fresh.clear();
   $("#feed-empty").hidden = rows.length > 0;
   $("#feed-count").textContent = `${rows.length} alert${rows.length === 1 ? "" : "s"} shown`;
+}
+
+// A label is a name (string) or a label object ({label, entity_type}); the alert's own entity_type
+// goes with its "label" field.
+function labelTags(details) {
+  const tags = [];
+  for (const [field, prefix] of LABEL_FIELDS) {
+    const value = details[field];
+    if (!value) continue;
+    const name = typeof value === "string" ? value : value.label;
+    if (!name) continue;
+    const kind = typeof value === "string" ? (field === "label" ? details.entity_type : null) : value.entity_type;
+    const tag = document.createElement("span");
+    tag.className = `tag${kind ? ` ${kind}` : ""}`;
+    tag.dataset.field = field;
+    tag.textContent = `${prefix}${name}${kind ? ` (${kind.replace("_", " ")})` : ""}`;
+    tags.push(tag);
+  }
+  return tags;
 }
 
 function addAlert(alert, live) {
@@ -297,6 +325,67 @@ function schedulePanel(symbol, delay) {
   state.panelTimers.set(symbol, setTimeout(() => refreshPanel(symbol), delay));
 }
 
+// ---- wallet leaderboard -------------------------------------------------------------------------
+function shortAddress(address) {
+  return address.length > 16 ? `${address.slice(0, 8)}…${address.slice(-6)}` : address;
+}
+
+function fmtPercent(value, digits = 1) {
+  const n = Number(value);
+  return Number.isFinite(n) ? `${n.toFixed(digits)}%` : "–";
+}
+
+async function refreshLeaderboard() {
+  const chain = $("#wallet-chain").value;
+  if (!chain) return;
+  let page;
+  try {
+    page = await getJson(`/wallets/top${query({ chain, limit: LEADERBOARD_SIZE })}`);
+  } catch (err) {
+    console.warn(err);
+    return;
+  }
+  if (page.chain !== $("#wallet-chain").value) return;  // the selection changed meanwhile
+  const fragment = document.createDocumentFragment();
+  for (const w of page.wallets) {
+    const tr = document.createElement("tr");
+    tr.dataset.address = w.address;
+    const addr = cell(shortAddress(w.address), "addr");
+    addr.title = w.address;
+    const label = cell(w.label ? w.label.label : "–");
+    if (w.label) label.title = `${w.label.entity_type} · ${w.label.source}`;
+    tr.append(
+      cell(String(w.rank), "num"), addr, label, cell(fmtNumber(w.alpha), "num"),
+      cell(fmtPercent(w.alpha_percentile), "num"), cell(fmtPercent(100 * w.win_rate, 0), "num"),
+      cell(String(w.trade_count), "num"), cell(fmtTime(w.scored_at), "time"),
+    );
+    fragment.append(tr);
+  }
+  $("#leaderboard tbody").replaceChildren(fragment);
+  $("#leaderboard-empty").hidden = page.wallets.length > 0;
+  $("#leaderboard").dataset.chain = page.chain;
+}
+
+// The chains come from the API's own description of GET /wallets/top (no second list here).
+async function startLeaderboard() {
+  let chains = [];
+  try {
+    const spec = await getJson("/openapi.json");
+    const param = spec.paths["/wallets/top"].get.parameters.find((p) => p.name === "chain");
+    chains = param.schema.enum || [];
+  } catch (err) {
+    console.warn("wallet leaderboard:", err);
+  }
+  if (chains.length === 0) {
+    document.querySelector("section.wallets").hidden = true;
+    return;
+  }
+  for (const c of chains) $("#wallet-chain").append(new Option(c, c));
+  $("#wallet-chain").addEventListener("change", refreshLeaderboard);
+  await refreshLeaderboard();
+  setInterval(refreshLeaderboard, LEADERBOARD_REFRESH_MS);
+}
+
 // ---- start-up and filter changes -----------------------------------------------------------------
 async function restart() {
   state.generation += 1;
@@ -333,6 +422,7 @@ async function main() {
   $("#filter-symbol").addEventListener("change", restart);
   $("#filter-severity").addEventListener("change", renderFeed);
   restart();
+  startLeaderboard();
 }
 
 main();

@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 
 from api.app import create_app
+from coattail.contracts import Alert
 from coattail.hotstore import DynamoAlertStore
+from coattail.hotstore.wallets import DynamoWalletStore
 from coattail.hotstore.windows import DynamoWindowStore
 from coattail.panels import WindowPoint
-from tests.api.helpers import LiveServer, make_alert, seed, serve
+from tests.api.helpers import LiveServer, api_settings, make_alert, seed, serve
 from tests.api.test_extra_module import extra_settings, publish
 from tests.extra_module import MODULE_ID
 
@@ -32,6 +34,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 WAIT_MS = 60_000
+SOLANA_WALLET = "7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU"
 
 
 def seed_windows(store: DynamoAlertStore, now: datetime) -> None:
@@ -144,5 +147,82 @@ def test_extra_module_panel_on_the_dashboard(
         page.screenshot(path=str(tmp_path / "dashboard-extra-module.png"), full_page=True)
         if target := os.environ.get("DASHBOARD_SCREENSHOT"):
             page.screenshot(path=target.replace(".png", "-extra-module.png"), full_page=True)
+        assert errors == []
+        page.close()
+
+
+def onchain_alert(alert_type: str, n: int, now: datetime, details: dict[str, Any]) -> Alert:
+    """An MOD-008 alert whose details carry MOD-005's labels of the wallets it names."""
+    return Alert.create(
+        module_id="MOD-008", alert_type=alert_type, symbol="ETH-USD", exchange="ethereum", severity="high",
+        detected_at=now - timedelta(minutes=n), message=f"{alert_type} #{n}",
+        details={"blockchain": "ethereum", **details}, evidence=("ethereum", f"0xtx{n}", n),
+    )  # fmt: skip
+
+
+def test_wallet_leaderboard_and_labels_on_onchain_alerts(
+    browser: Any, dynamodb_endpoint: str, store: DynamoAlertStore, tmp_path: Path
+) -> None:
+    """The leaderboard shows a chain's top 20 (percentile, win rate, trades, label); chains switch;
+    on-chain alerts carry their wallets' labels."""
+    now = datetime.now(UTC)
+    wallets = DynamoWalletStore(store)
+    wallets.put_scores(
+        [
+            {"blockchain": "ethereum", "wallet": f"0x{n:040x}", "scored_at": now, "trade_count": 5 + n,
+             "win_rate": 0.5 + n / 100, "avg_return": 0.01, "max_drawdown": 0.02, "alpha": n / 4,
+             "alpha_percentile": 100 * n / 25}
+            for n in range(1, 26)
+        ]
+        + [{"blockchain": "solana", "wallet": SOLANA_WALLET, "scored_at": now, "trade_count": 9,
+            "win_rate": 0.8, "avg_return": 0.03, "max_drawdown": 0.01, "alpha": 2.5,
+            "alpha_percentile": 100.0}]
+    )  # fmt: skip
+    wallets.put_labels(
+        [{"blockchain": "ethereum", "address": f"0x{25:040x}", "label": "Example Fund", "entity_type": "fund",
+          "source": "test", "updated_at": now}]
+    )  # fmt: skip
+    transfer = onchain_alert(
+        "large_transfer", 1, now,
+        {"from_address": f"0x{25:040x}", "from_label": "Example Fund", "to_label": "Binance 14"},
+    )  # fmt: skip
+    swap = onchain_alert("dex_swap", 2, now, {"trader": f"0x{3:040x}", "trader_label": "Wintermute"})
+    plain = onchain_alert("dex_swap", 3, now, {"trader": f"0x{4:040x}"})
+    seed(store, [transfer, swap, plain])
+    settings = api_settings(dynamodb_endpoint, store.table, tier="large")
+    with serve(create_app(settings, store=store)) as live:
+        page = browser.new_page(viewport={"width": 1440, "height": 1200})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(live.url + "/", wait_until="domcontentloaded", timeout=WAIT_MS)
+        page.wait_for_function(
+            "() => document.querySelectorAll('#leaderboard tbody tr').length === 20", timeout=WAIT_MS
+        )
+        first = page.locator("#leaderboard tbody tr").first
+        assert first.get_attribute("data-address") == f"0x{25:040x}"
+        cells = first.locator("td").all_inner_texts()
+        assert cells[0] == "1"
+        assert cells[2] == "Example Fund"
+        assert cells[4:7] == ["100.0%", "75%", "30"]  # percentile, win rate, trades
+        assert page.locator("#leaderboard tbody tr").last.locator("td").first.inner_text() == "20"
+
+        def tags(alert: Alert) -> list[str]:
+            found: list[str] = page.locator(
+                f'#feed tbody tr[data-alert-id="{alert.alert_id}"] .tag'
+            ).all_inner_texts()
+            return found
+
+        page.wait_for_selector(f'#feed tbody tr[data-alert-id="{plain.alert_id}"]', timeout=WAIT_MS)
+        assert tags(transfer) == ["from Example Fund", "to Binance 14"]
+        assert tags(swap) == ["trader Wintermute"]
+        assert tags(plain) == []
+        page.screenshot(path=str(tmp_path / "dashboard-wallets.png"), full_page=True)
+        if target := os.environ.get("DASHBOARD_SCREENSHOT"):
+            page.screenshot(path=target.replace(".png", "-wallets.png"), full_page=True)
+
+        assert page.locator("#wallet-chain option").all_inner_texts() == ["ethereum", "solana"]
+        page.select_option("#wallet-chain", "solana")
+        page.wait_for_selector("#leaderboard[data-chain=solana] tbody tr", timeout=WAIT_MS)
+        assert page.locator("#leaderboard tbody tr").count() == 1
         assert errors == []
         page.close()
