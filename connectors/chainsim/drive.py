@@ -26,10 +26,11 @@ from decimal import Decimal, localcontext
 
 from hexbytes import HexBytes
 from web3 import Web3
-from web3.types import TxReceipt, Wei
+from web3.types import TxReceipt
 
 from coattail.contracts.onchain import NATIVE_TOKEN
 from connectors.chainsim import amm
+from connectors.chainsim.clock import EventClock
 from connectors.chainsim.deploy import (
     NO_DEADLINE,
     ChainSimError,
@@ -39,12 +40,14 @@ from connectors.chainsim.deploy import (
     contract,
     reserves,
     send,
+    send_raw,
     submit,
 )
 from connectors.chainsim.prices import PricePath
 from connectors.chainsim.truth import TruthLog
 
 WEI = 10**18
+NATIVE_GAS = 21_000  # a plain ETH transfer to an address without code
 
 
 @dataclass(frozen=True)
@@ -134,8 +137,11 @@ class ChainDriver:
         self._funded = True
 
     # -- one step -------------------------------------------------------------------------------
-    def step(self, eth_price: Decimal) -> None:
-        """The step's planted activity, then arbitrage of every pool to ``eth_price``."""
+    def step(self, eth_price: Decimal, timestamp: int | None = None) -> None:
+        """The step's planted activity, then arbitrage of every pool to ``eth_price``.
+
+        ``timestamp`` is the step's event time when the simulator sets block time (the truth notes it).
+        """
         self.fund()
         self.step_count += 1
         n, c, rng = self.step_count, self.config, self.rng
@@ -163,7 +169,9 @@ class ChainDriver:
                 self.add_liquidity(self.provider, pool, eth)
         for pool in self.d.pools.values():
             self.arbitrage(pool, eth_price)
-        self.truth.price_step(self.w3.eth.block_number, eth_price, self.pool_price(self.d.usdc_weth))
+        self.truth.price_step(
+            self.w3.eth.block_number, eth_price, self.pool_price(self.d.usdc_weth), timestamp
+        )
 
     def run(
         self,
@@ -183,6 +191,35 @@ class ChainDriver:
             self.step(price)
             if on_step is not None:
                 on_step(i, price)
+
+    def run_in_event_time(
+        self,
+        path: PricePath,
+        *,
+        steps: int,
+        step_seconds: int,
+        clock: EventClock,
+        before_step: Callable[[int, Decimal], None] | None = None,
+        on_step: Callable[[int, int, Decimal], None] | None = None,
+    ) -> None:
+        """``steps`` steps at block times ``path.start + i * step_seconds``, as fast as the node mines.
+
+        The clock (started by the caller) pins each step's first block to the step's time, and the
+        price is the path's at that time: the pools follow the path in event time, so what happens on
+        the chain at a block time is what the path says then. ``before_step`` plants the step's own
+        actions (the wallets scenario) before the background activity and the arbitrage.
+        """
+        if step_seconds < 1:
+            raise ChainSimError("block seconds per step must be at least 1")
+        for i in range(steps):
+            at = path.start + i * step_seconds
+            clock.next_block_at(at)
+            price = path.at(at)
+            if before_step is not None:
+                before_step(i, price)
+            self.step(price, at)
+            if on_step is not None:
+                on_step(i, at, price)
 
     # -- actions --------------------------------------------------------------------------------
     def swap(self, wallet: str, pool: PoolInfo, token_in: str, raw_in: int, purpose: str) -> TxReceipt:
@@ -227,13 +264,12 @@ class ChainDriver:
         return receipt
 
     def transfer_native(self, sender: str, to: str, raw: int, purpose: str) -> TxReceipt:
+        tx = {"from": sender, "to": to, "gas": hex(NATIVE_GAS)}
         try:
-            tx_hash = self.w3.eth.send_transaction({"from": sender, "to": to, "value": Wei(raw)})
-            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
-        except Exception as exc:  # one line out, whatever web3 raised
-            raise ChainSimError(f"{purpose} ETH transfer failed: {str(exc).splitlines()[0][:200]}") from None
-        if receipt["status"] != 1:
-            raise ChainSimError(f"{purpose} ETH transfer reverted")
+            tx_hash = send_raw(self.w3, tx, raw)
+        except ChainSimError as exc:
+            raise ChainSimError(f"{purpose} ETH transfer failed: {exc}") from None
+        receipt = confirm(self.w3, tx_hash, f"{purpose} ETH transfer")
         self.truth.transfer(receipt, token=NATIVE_TOKEN, sender=sender, to=to, raw=raw, purpose=purpose)
         return receipt
 

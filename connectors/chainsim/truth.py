@@ -38,6 +38,7 @@ class TruthLog:
         self.events: list[dict[str, Any]] = []
         self.prices: list[dict[str, str]] = []  # the path followed: target and pool price per step
         self._timestamps: dict[int, int] = {}
+        self.wallets: dict[str, Any] | None = None  # the wallets scenario's planted wallets, when it ran
 
     def attach(self, deployment: Deployment) -> None:
         self.deployment = deployment
@@ -134,8 +135,17 @@ class TruthLog:
             liquidity_raw=str(liquidity_raw),
         )
 
-    def price_step(self, block: int, target: Decimal, pool_price: Decimal) -> None:
-        self.prices.append({"block_number": str(block), "target": _dec(target), "pool": _dec(pool_price)})
+    def price_step(
+        self, block: int, target: Decimal, pool_price: Decimal, timestamp: int | None = None
+    ) -> None:
+        step = {"block_number": str(block), "target": _dec(target), "pool": _dec(pool_price)}
+        if timestamp is not None:  # the step's event time, when the simulator sets block time
+            step["timestamp"] = str(timestamp)
+        self.prices.append(step)
+
+    def annotate_last(self, **fields: Any) -> None:
+        """More fields on the entry just recorded (who a planted wallet is, a whale move's direction)."""
+        self.events[-1].update(fields)
 
     # -- output ---------------------------------------------------------------------------------
     def as_dict(self) -> dict[str, Any]:
@@ -148,6 +158,7 @@ class TruthLog:
             "counts": counts,
             "events": self.events,
             "prices": self.prices,
+            **({"wallets": self.wallets} if self.wallets is not None else {}),
         }
 
     def write(self, path: Path) -> None:
