@@ -34,10 +34,11 @@ REQUIRED_OUTPUTS = (
     "glue_database_name",
     "service_account_role_arns",
 )
-# On-chain streams: null unless Terraform created them (enable_onchain_streams, on for the large tier).
+# On-chain streams: null unless Terraform created them (enable_onchain_streams, on for the tiers whose
+# connectors include a chain).
 ONCHAIN_OUTPUTS = ("kinesis_onchain_stream_name", "kinesis_onchain_dlq_stream_name")
 # Tiers whose connectors include a chain (config/tiers): the chart deploys chain connectors there.
-ONCHAIN_TIERS = ("large",)
+ONCHAIN_TIERS = ("medium", "large")
 TIERS = ("small", "medium", "large")
 ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")

@@ -15,9 +15,9 @@ locals {
   raw_zone_path       = "s3://${module.lakehouse.bucket_names["raw"]}/raw"
   checkpoint_location = "s3://${module.lakehouse.bucket_names["checkpoint"]}/pipeline"
 
-  # On-chain streams where chain connectors run: the large tier (config/tiers/large.yaml lists
-  # ethereum and solana), or as var.enable_onchain_streams says.
-  onchain_enabled = var.enable_onchain_streams != null ? var.enable_onchain_streams : var.feature_tier == "large"
+  # On-chain streams where chain connectors run: the medium and large tiers (config/tiers/medium.yaml
+  # lists ethereum and solana; large extends it), or as var.enable_onchain_streams says.
+  onchain_enabled = var.enable_onchain_streams != null ? var.enable_onchain_streams : contains(["medium", "large"], var.feature_tier)
 
   # SSM service discovery (seed §2): the names of what Terraform created.
   ssm_values = {

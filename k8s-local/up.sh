@@ -91,8 +91,8 @@ chain() {
 main() {
   need kubectl
   case "${1:-all}" in
-    all) cluster; namespaces; credentials; operator; deps; [ "${TIER:-small}" != large ] || chain ;;
-    deps) namespaces; credentials; operator; deps; [ "${TIER:-small}" != large ] || chain ;;
+    all) cluster; namespaces; credentials; operator; deps; case "${TIER:-small}" in medium|large) chain ;; esac ;;
+    deps) namespaces; credentials; operator; deps; case "${TIER:-small}" in medium|large) chain ;; esac ;;
     cluster) cluster ;;
     *) say "usage: $0 [all|deps|cluster]"; exit 2 ;;
   esac

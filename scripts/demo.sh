@@ -4,8 +4,9 @@
 #   -> DynamoDB Local + Iceberg -> alert API and dashboard on 127.0.0.1, alerts printed as they land.
 # Ctrl-C stops everything it started (the local services too). DEMO_SECONDS=N stops it after N s.
 # TIER=small|medium|large (default medium, e.g. `make demo TIER=large`) chooses the modules
-# (config/tiers/<tier>.yaml). The large tier adds a real local chain: anvil (`coattail dev up` starts it),
-# Uniswap V2 deployed and driven by `coattail simulate-chain`, and the Ethereum connector reading it.
+# (config/tiers/<tier>.yaml). Tiers with the Ethereum connector (medium, large) add a real local chain:
+# anvil (`coattail dev up` starts it), Uniswap V2 deployed and driven by `coattail simulate-chain`, and
+# the Ethereum connector reading it.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -28,6 +29,7 @@ API="http://127.0.0.1:$API_PORT"
 export COATTAIL_TIER="${TIER:-${COATTAIL_TIER:-medium}}"  # the largest tier that runs here
 echo "[demo] tier $COATTAIL_TIER"
 coattail config check
+CHAIN="$(python -c 'from coattail.settings import load_settings; print(int("ethereum" in load_settings().active_connectors))')"
 coattail dev up
 
 pids=()
@@ -44,15 +46,24 @@ trap cleanup EXIT INT TERM
 echo "[demo] simulating 30 minutes of market history with planted whales, bursts and dislocations"
 coattail simulate --seed 7 --minutes 30 --rate 20 --out "$DEMO_DIR/history.jsonl" --to-kafka
 
-if [ "$COATTAIL_TIER" = large ]; then
+if [ "$CHAIN" = 1 ]; then
   # The chain follows the live feed's ETH walk (same seed and length); the connector reads it 2 blocks
   # deep from the block before the deployment, with the simulator's tokens on top of the shipped registry.
   ANVIL_URL="$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["anvil"])' "$ROOT/.state/dev/services.json")"
   FIRST_BLOCK="$(python -c 'import sys,httpx; print(int(httpx.post(sys.argv[1], json={"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}).json()["result"], 16))' "$ANVIL_URL")"
-  echo "[demo] deploying Uniswap V2 on anvil ($ANVIL_URL) and driving wallets on it (log: $DEMO_DIR/chain.log)"
+  # First six hours of wallet history in event time (a minute or two of wall time): informed traders
+  # ahead of the price, noise traders, labelled whales moving funds to and from exchanges — the scorer
+  # (MOD-004) and the whale labels (MOD-005) have something to find. It ends 50 min ago, before the
+  # CEX history's prices (30 min, valid 15 min) could value a part of it with another walk's prices.
+  echo "[demo] deploying Uniswap V2 on anvil ($ANVIL_URL) and planting 6 h of wallet history (log: $DEMO_DIR/wallets.log)"
+  coattail simulate-chain --rpc-url "$ANVIL_URL" --wallets --seed 8 --ends-ago-minutes 50 --truth "$DEMO_DIR/wallets-truth.json" \
+    --tokens-out "$DEMO_DIR/tokens.yaml" --labels-out "$DEMO_DIR/whales.csv" \
+    --deployment "$DEMO_DIR/chain-world.json" > "$DEMO_DIR/wallets.log" 2>&1 \
+    || { echo "[demo] the wallet history failed; see $DEMO_DIR/wallets.log"; exit 1; }
+  export COATTAIL_MODULES__MOD_005__PARAMS__LABEL_FILES="[\"$DEMO_DIR/whales.csv\"]"  # the planted whales
+  echo "[demo] driving wallets on it live (log: $DEMO_DIR/chain.log)"
   coattail simulate-chain --rpc-url "$ANVIL_URL" --seconds 14400 --interval 3 --seed 8 --cex-minutes 240 \
-    --truth "$DEMO_DIR/chain-truth.json" --tokens-out "$DEMO_DIR/tokens.yaml" \
-    --deployment "$DEMO_DIR/chain-world.json" > "$DEMO_DIR/chain.log" 2>&1 &
+    --truth "$DEMO_DIR/chain-truth.json" --deployment "$DEMO_DIR/chain-world.json" > "$DEMO_DIR/chain.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 120); do [ -s "$DEMO_DIR/tokens.yaml" ] && break; sleep 1; done
   [ -s "$DEMO_DIR/tokens.yaml" ] || { echo "[demo] the chain simulator did not deploy; see $DEMO_DIR/chain.log"; exit 1; }
@@ -82,7 +93,7 @@ cat <<MSG
 
   Dashboard : $API/
   Alert API : $API/alerts   (docs: $API/docs, live stream: $API/alerts/stream)
-  Metrics   : pipeline quality http://127.0.0.1:9103/metrics, API $API/internal/metrics$([ "$COATTAIL_TIER" = large ] && echo ", Ethereum connector http://127.0.0.1:9104/metrics")
+  Metrics   : pipeline quality http://127.0.0.1:9103/metrics, API $API/internal/metrics$([ "$CHAIN" = 1 ] && echo ", Ethereum connector http://127.0.0.1:9104/metrics")
   Alerts out: Kafka topic $RUN-alerts (key = alert id), at $(coattail dev status 2>/dev/null | grep -m1 -o '127.0.0.1:[0-9]*' || echo 'the local broker')
 
   The pipeline needs ~1 min to start; then alerts print below as they land. Ctrl-C stops the demo.

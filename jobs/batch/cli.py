@@ -1,4 +1,5 @@
-"""`coattail batch …`: backfill, reprocess, quality, maintain, history and the daily workflow."""
+"""`coattail batch …`: backfill, reprocess, quality, score-wallets, refresh-labels, maintain, history and
+the daily workflow."""
 
 from __future__ import annotations
 
@@ -132,6 +133,51 @@ def quality_command(
         fail(f"quality check failed for {report.date}: {', '.join(report.failures())}", 1)
 
 
+@app.command("score-wallets")
+def score_wallets_command(
+    as_of: Annotated[str | None, typer.Option(help="Score as of this time (ISO, UTC; default: now)")] = None,
+    as_of_snapshot: Annotated[
+        int | None, typer.Option(help="onchain_events snapshot id to read (default: the current one)")
+    ] = None,
+    master: Annotated[str | None, typer.Option(help="Spark master (default: local[2] when embedded)")] = None,
+    tier: Tier = None,
+) -> None:
+    """MOD-004: every wallet's alpha score from onchain_events (one snapshot) into wallet_scores and the
+    API's leaderboard."""
+    from jobs.batch.spark import batch_session
+    from jobs.batch.wallets import score_step
+
+    settings = _setup(tier)
+    when = parse_time(as_of, "--as-of") if as_of else datetime.now(UTC)
+    spark = batch_session(settings, master=master)
+    try:
+        summary, _ = score_step(spark, settings, when, as_of_snapshot)
+    finally:
+        spark.stop()
+    _echo_json(summary)
+
+
+@app.command("refresh-labels")
+def refresh_labels_command(
+    master: Annotated[str | None, typer.Option(help="Spark master (default: local[2] when embedded)")] = None,
+    tier: Tier = None,
+) -> None:
+    """MOD-005: labeled_wallets from config/labels and the operator files (and the top wallets as smart
+    money when MOD-004's smart_money switch is on); prints what was added, changed and removed."""
+    from jobs.batch.spark import batch_session
+    from jobs.batch.wallets import labels_step
+
+    settings = _setup(tier)
+    spark = batch_session(settings, master=master)
+    try:
+        summary = labels_step(spark, settings, datetime.now(UTC))
+    finally:
+        spark.stop()
+    for problem in summary.get("problems", []):
+        sys.stderr.write(problem + "\n")
+    _echo_json(summary)
+
+
 @app.command("maintain")
 def maintain_command(
     older_than: Annotated[
@@ -166,11 +212,13 @@ def history_command(limit: Annotated[int, typer.Option(help="Rows to show")] = 2
 def daily_command(
     day: Annotated[str | None, typer.Option("--date", help="UTC day YYYY-MM-DD (default: yesterday)")] = None,
     steps: Annotated[
-        str | None, typer.Option(help="Comma-separated subset of backfill,reprocess,quality,maintain")
+        str | None,
+        typer.Option(help="Comma-separated subset of backfill,reprocess,quality,wallets,labels,maintain"),
     ] = None,
     tier: Tier = None,
 ) -> None:
-    """backfill → reprocess → quality → maintain, with retries; failure branch notifies, exit 1."""
+    """backfill → reprocess → quality → wallets → labels → maintain, with retries (wallets and labels
+    skip where MOD-004/005 are not in the tier); failure branch notifies, exit 1."""
     from jobs.batch.workflow import STEPS, DailyWorkflow
 
     chosen = tuple(s.strip() for s in steps.split(",")) if steps else STEPS

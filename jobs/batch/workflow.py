@@ -1,4 +1,8 @@
-"""The daily workflow (seed §5.1, ADR-004): backfill → reprocess → quality → upkeep.
+"""The daily workflow (seed §5.1, ADR-004): backfill → reprocess → quality → wallets → labels → upkeep.
+
+``wallets`` scores every wallet as of the day's end (MOD-004) and ``labels`` refreshes the label
+registry (MOD-005, with the fresh top wallets as smart money when configured); each is skipped when its
+module is not in the tier (``jobs.batch.wallets``).
 
 Each step is retried with exponential backoff (``batch.step_attempts``, ``batch.retry_backoff_seconds``)
 unless its error cannot heal by waiting (bad config or arguments, an IP ban). A step that still fails,
@@ -34,7 +38,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 log = logging.getLogger("jobs.batch")
-STEPS = ("backfill", "reprocess", "quality", "maintain")
+STEPS = ("backfill", "reprocess", "quality", "wallets", "labels", "maintain")
 PERMANENT = (ConfigError, ValueError, BannedError)  # waiting does not fix these
 
 
@@ -96,6 +100,7 @@ class DailyWorkflow:
         self.interactive = interactive
         self.records: list[runs.StepRecord] = []
         self._attempt_no = 1
+        self._scores: list[dict[str, Any]] | None = None  # this run's wallet scores, for the labels step
 
     # -- the steps ------------------------------------------------------------------------------
     def spark(self) -> SparkSession:
@@ -128,6 +133,25 @@ class DailyWorkflow:
         if not report.passed:
             raise QualityFailedError(report)
         return {"score_pct": report.score_pct, "rows": report.rows}
+
+    def step_wallets(self) -> Any:
+        from jobs.batch.wallets import SCORER, score_step, skipped
+
+        if (skip := skipped(self.settings, SCORER)) is not None:
+            return skip
+        if self.settings.batch.reprocess_runner == "spark-operator":
+            return self._on_cluster("score-wallets", ["--as-of", self.end.isoformat()])
+        output, self._scores = score_step(self.spark(), self.settings, self.end)
+        return output
+
+    def step_labels(self) -> Any:
+        from jobs.batch.wallets import LABELS, labels_step, skipped
+
+        if (skip := skipped(self.settings, LABELS)) is not None:
+            return skip
+        if self.settings.batch.reprocess_runner == "spark-operator":
+            return self._on_cluster("refresh-labels", [])
+        return labels_step(self.spark(), self.settings, datetime.now(UTC), self._scores)
 
     def step_maintain(self) -> Any:
         from jobs.batch.maintain import maintain
@@ -215,6 +239,8 @@ class DailyWorkflow:
             "backfill": self.step_backfill,
             "reprocess": self.step_reprocess,
             "quality": self.step_quality,
+            "wallets": self.step_wallets,
+            "labels": self.step_labels,
             "maintain": self.step_maintain,
         }
         quality_score: float | None = None

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from coattail.contracts import Alert
 from coattail.hotstore import DynamoAlertStore, make_client
+from coattail.hotstore.wallets import DynamoWalletStore
 from coattail.hotstore.windows import DynamoWindowStore
 from coattail.panels import WindowPoint
 from coattail.settings import Settings
@@ -28,6 +29,7 @@ class HotStore:
             client, hs.table, retry_seconds=hs.retry_seconds, create_if_missing=may_create
         )
         self.windows = DynamoWindowStore(self.store)
+        self.wallets = DynamoWalletStore(self.store)  # leaderboard, score history, labels, alert refs
         self.windows_ttl = timedelta(hours=hs.windows_ttl_hours)
         # At start, wait for a store that is not up yet the way every write does (bounded, one line).
         if may_create:
@@ -40,7 +42,11 @@ class HotStore:
         return self.store.name
 
     def write(self, alerts: Iterable[Alert]) -> int:
-        return self.store.write(alerts)
+        """The alerts, then a reference from each wallet they name (the API's per-wallet alerts)."""
+        alerts = list(alerts)
+        written = self.store.write(alerts)
+        self.wallets.put_alert_refs(alerts)
+        return written
 
     def delete(self, alerts: Iterable[Alert]) -> int:
         return self.store.delete(alerts)

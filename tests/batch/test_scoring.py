@@ -149,3 +149,69 @@ def test_top_wallets_are_the_newest_rows_at_the_top() -> None:
     ]
     assert [r["wallet"] for r in top_wallets(rows, 99, 10)] == ["c", "b", "s"]
     assert top_wallets(rows, 100.1, 10) == []
+
+
+def test_the_daily_wallet_steps_publish_scores_and_labels_to_the_wallet_store(
+    lake_state: Path,
+    spark: Any,
+    dynamodb_endpoint: str,
+    unique_name: str,
+    tmp_path: Path,
+    aws_local_env: None,
+) -> None:
+    """The workflow's wallets and labels steps on the medium tier: scores and labels in the lake, then in
+    the API's wallet store on DynamoDB Local; the top wallet written back as smart money; a second run
+    of the labels step changes nothing."""
+    from coattail.hotstore import DynamoAlertStore, make_client
+    from coattail.hotstore.wallets import DynamoWalletStore
+    from jobs.batch.workflow import DailyWorkflow
+
+    whale = "0x" + "ab" * 20
+    operator = tmp_path / "labels.csv"
+    operator.write_text(
+        f"address,blockchain,label,entity_type,source\n{whale},ethereum,Test Whale,whale,test\n"
+    )
+    settings = load_settings(
+        "medium",
+        env={"COATTAIL_STATE_DIR": str(lake_state)},
+        overrides={
+            "hot_store.endpoint_url": dynamodb_endpoint,
+            "hot_store.table": f"alerts-{unique_name}",
+            "modules.MOD-005.params.label_files": [str(operator)],
+            "modules.MOD-004.params.smart_money": {"enabled": True, "min_percentile": 99, "max_wallets": 5},
+            "batch.reprocess_runner": "local",
+        },
+    )
+    day = scenario()[-1].block_timestamp.date()  # the lake holds the first test's events (module lake)
+    workflow = DailyWorkflow(settings, day, spark_factory=lambda: spark)
+    result = workflow.run(("wallets", "labels"))
+    assert result.succeeded, result.error
+    scored, labelled = result.outputs["wallets"], result.outputs["labels"]
+    assert scored["published"] == scored["wallets_scored"] > 0
+    assert labelled["smart_money"] >= 1
+    assert labelled["added"] == labelled["rows"]
+
+    store = DynamoWalletStore(
+        DynamoAlertStore(make_client(dynamodb_endpoint, "us-west-2"), settings.hot_store.table)
+    )
+    top, _ = store.top("ethereum", 10)
+    assert top[0]["address"] == SMART
+    assert top[0]["alpha_percentile"] == 100.0
+    assert top[0]["label"]["entity_type"] == "smart_money"  # the write-back reached the store
+    label = store.label("ethereum", whale)
+    assert label is not None
+    assert label["label"] == "Test Whale"
+
+    again = DailyWorkflow(settings, day, spark_factory=lambda: spark).run(("labels",))
+    assert again.succeeded, again.error
+    assert (
+        again.outputs["labels"]["added"],
+        again.outputs["labels"]["changed"],
+        again.outputs["labels"]["removed"],
+    ) == (0, 0, 0)
+    small = load_settings("small", env={"COATTAIL_STATE_DIR": str(lake_state)})
+    skipped = DailyWorkflow(small, day, spark_factory=lambda: spark).run(("wallets", "labels"))
+    assert skipped.outputs == {
+        "wallets": {"skipped": "MOD-004 is not in tier 'small'"},
+        "labels": {"skipped": "MOD-005 is not in tier 'small'"},
+    }

@@ -240,3 +240,15 @@ def test_batch_publishes_alarms_only_when_monitoring_is_on(module: Loader) -> No
     assert as_list(content["actions"]) == ["sns:Publish"]
     assert as_list(content["resources"]) == ["${statement.value}"]
     assert not any("sns:" in a for s in blocks_of(batch, "statement") for a in as_list(s["actions"]))
+
+
+def test_batch_publishes_the_wallet_store_on_the_alerts_table_only(module: Loader) -> None:
+    statements = {s["sid"]: s for s in _policy(module, "batch")}
+    wallets = statements["WriteWalletStore"]
+    assert as_list(wallets["resources"]) == ["${var.alerts_table_arn}"]
+    assert set(as_list(wallets["actions"])) == {
+        "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:DescribeTable",
+    }  # fmt: skip
+    # No other statement of the batch role touches DynamoDB (no deletes of the table, no scans).
+    others = [s for sid, s in statements.items() if sid != "WriteWalletStore"]
+    assert not any(a.startswith("dynamodb:") for s in others for a in as_list(s["actions"]))

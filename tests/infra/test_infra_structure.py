@@ -117,11 +117,14 @@ def test_onchain_streams_mirror_the_trades_streams(module: Loader, name: str, su
 
 
 def test_onchain_streams_follow_the_tier(root: dict[str, Any]) -> None:
-    """On for the large tier (its connectors include the chains) unless enable_onchain_streams says."""
+    """On for the tiers whose connectors include a chain unless enable_onchain_streams says."""
+    from coattail.infra_values import ONCHAIN_TIERS
+
     assert root["variable"]["enable_onchain_streams"]["default"] is None
     expr = squash(root["locals"]["onchain_enabled"])  # parsers render `null` differently
     assert expr.startswith("${var.enable_onchain_streams!=")
-    assert expr.endswith('?var.enable_onchain_streams:var.feature_tier=="large"}')
+    tiers = ",".join(f"'{t}'" for t in ONCHAIN_TIERS)  # as the HCL parser renders a list
+    assert expr.endswith(f"?var.enable_onchain_streams:contains([{tiers}],var.feature_tier)}}")
     assert root["module"]["streams"]["onchain_enabled"] == "${local.onchain_enabled}"
     irsa = root["module"]["irsa"]
     assert irsa["onchain_enabled"] == "${local.onchain_enabled}"

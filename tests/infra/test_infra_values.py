@@ -222,3 +222,11 @@ def test_registered_as_coattail_infra_helm_values() -> None:
     )
     assert bad.returncode == 2
     assert bad.stderr.startswith("error: terraform output has no outputs")
+
+
+def test_onchain_tiers_are_the_tiers_whose_connectors_include_a_chain() -> None:
+    from coattail.infra_values import ONCHAIN_TIERS, TIERS
+    from coattail.settings import load_settings
+    from connectors.registry import CHAINS
+
+    assert tuple(t for t in TIERS if set(load_settings(t).active_connectors) & set(CHAINS)) == ONCHAIN_TIERS

@@ -69,8 +69,13 @@ def dynamo_alerts(settings: Settings) -> list[Alert]:
         page = client.scan(**kwargs)
         items += page["Items"]
         if "LastEvaluatedKey" not in page:
-            # The table also holds the dashboard's recent-window points (their own partitions).
-            return [item_to_alert(i) for i in items if not i["alert_id"]["S"].startswith(PARTITION_PREFIX)]
+            # The table also holds the dashboard's recent-window points and the wallet store (their own
+            # partitions, no alert_type).
+            return [
+                item_to_alert(i)
+                for i in items
+                if "alert_type" in i and not i["alert_id"]["S"].startswith(PARTITION_PREFIX)
+            ]
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 

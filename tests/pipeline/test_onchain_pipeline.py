@@ -26,7 +26,7 @@ from tests.pipeline.test_kinesis import kinesis
 __all__ = ["kinesis"]  # the moto Kinesis server fixture
 
 pytestmark = [pytest.mark.spark, pytest.mark.services]
-ONCHAIN_MODULES = ["MOD-008", "MOD-009"]  # the large tier also lists modules not built yet (MOD-004 …)
+ONCHAIN_MODULES = ["MOD-008", "MOD-009"]  # the wallet modules (MOD-004/005) have their own test below
 
 
 @pytest.fixture
@@ -164,3 +164,77 @@ def test_the_onchain_kinesis_stream(
     assert sorted(e for e, reason, _ in seen if reason is None) == sorted(e.event_id for e in events)
     assert [r for _, r, _ in seen if r is not None] == ["malformed: not an OnchainEvent JSON object"]
     assert all(pos.startswith(f"{name}/") for _, _, pos in seen)
+
+
+def test_the_wallet_modules_stream_like_the_batch_into_the_wallet_store(
+    spark: Any, onchain_settings: Settings
+) -> None:
+    """MOD-004 and MOD-005 on the stream (the medium tier's on-chain path): the same alerts as `coattail
+    detect`, the same wallet_scores rows, the scores on the API's leaderboard and each alert referenced
+    from the wallets it names."""
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
+
+    from coattail.contracts.onchain import OnchainEvent
+    from coattail.hotstore import DynamoAlertStore, make_client
+    from coattail.hotstore.wallets import DynamoWalletStore
+    from tests.jobs import wallet_events
+
+    settings = onchain_settings
+    wintermute = "0x0000006daea1723962647b7e189d311d757fb793"  # shipped label: market maker
+    binance = "0x28c6c06298d514db089934071355e5743bf21d60"  # shipped label: exchange
+    events = wallet_events.scenario()
+    at = events[len(events) // 2].block_timestamp
+    whale_move = OnchainEvent.create(
+        blockchain="ethereum", block_number=9_999, block_hash="0x" + "9" * 64, block_timestamp=at,
+        tx_hash="0x" + "8" * 64, log_index=3, ingestion_timestamp=at + timedelta(seconds=2),
+        event_type="transfer", token=wallet_events.USDC, token_symbol="USDC", amount=Decimal(250_000),
+        from_address=wintermute, to_address=binance, usd_value=Decimal(250_000),
+    )  # fmt: skip
+    lines = [dumps(e).decode() for e in sorted([*events, whale_move], key=lambda e: e.block_timestamp)]
+    detectors = ModuleRegistry(settings).detectors(["MOD-004", "MOD-005"])
+    no_trades = clean_trades(raw_frame(spark, []), settings)
+    reference = detect(
+        spark, settings, no_trades, detectors, onchain=clean_onchain(raw_frame(spark, lines), settings)
+    )
+    expected = _keyed([a for r in reference.values() for a in r.alerts])
+    kinds = {a[1] for a in expected}
+    assert {"known_whale_activity", "high_alpha_wallet", "score_change"} <= kinds
+
+    bootstrap, topic = settings.stream.kafka.bootstrap_servers, settings.stream.kafka.onchain_topic
+    produce(bootstrap, topic, [*lines, *lines])  # every event twice
+    runner = PipelineRunner(spark, settings, detectors=detectors)
+    runner.start()
+    try:
+        runner.drain(max_rounds=40)
+        assert _keyed(dynamo_alerts(settings)) == expected
+        whale = next(a for a in dynamo_alerts(settings) if a.alert_type == "known_whale_activity")
+        assert (whale.details["label"], whale.details["direction"]) == ("Wintermute 1", "to_exchange")
+
+        def utc(t: datetime) -> str:  # Spark reads the lake's timestamps back naive, in UTC
+            return (t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t).isoformat()
+
+        def rows(records: list[dict[str, Any]]) -> list[tuple[str, str, str, int, float]]:
+            return sorted(
+                (
+                    r["blockchain"],
+                    r["wallet"],
+                    utc(r["scored_at"]),
+                    int(r["trade_count"]),
+                    round(float(r["alpha"]), 9),
+                )
+                for r in records
+            )
+
+        assert rows(iceberg_rows(spark, settings, "wallet_scores")) == rows(reference["MOD-004"].records)
+        store = DynamoWalletStore(
+            DynamoAlertStore(
+                make_client(settings.hot_store.endpoint_url, "us-west-2"), settings.hot_store.table
+            )
+        )
+        top, _ = store.top("ethereum", 10)
+        assert top[0]["address"] == wallet_events.SMART
+        assert top[0]["alpha_percentile"] == 100.0
+        assert whale.alert_id in store.alerts("ethereum", wintermute, 10)  # its subject, not the exchange
+    finally:
+        runner.stop()

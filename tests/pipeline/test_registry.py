@@ -29,8 +29,8 @@ def test_small_tier_runs_the_three_cex_detectors() -> None:
 
 def test_unimplemented_module_is_one_clear_sentence() -> None:
     with pytest.raises(ConfigError) as err:
-        ModuleRegistry(load_settings("large")).detectors(["MOD-004"])  # configured, not built
-    assert str(err.value) == "MOD-004 (wallet-scorer) is not implemented yet; choose a tier without it"
+        ModuleRegistry(load_settings("large")).detectors(["MOD-010"])  # configured, not built
+    assert str(err.value) == "MOD-010 (predictive-scorer) is not implemented yet; choose a tier without it"
 
 
 def test_adding_a_detector_is_a_class_and_a_config_entry(tmp_path: Path) -> None:

@@ -60,6 +60,7 @@ LAZY_ELSEWHERE: dict[tuple[str, str], str] = {
     ("coattail/contracts/spark.py", "pyspark"): "spark_schema is called by the pipeline only",
     ("coattail/devservices/kafka.py", "confluent_kafka"): "local broker set-up, `coattail dev` ('dev' extra)",
     ("jobs/batch/", "pyspark"): "the batch Spark steps run in the Spark image ('pipeline' extra)",
+    ("jobs/batch/", "pandas"): "wallet scoring's pandas function runs in Spark's Python workers ('pipeline')",
 }
 
 

@@ -29,10 +29,21 @@ def test_small_tier_is_the_default() -> None:
 def test_tiers_are_supersets() -> None:
     medium = load_settings("medium", env={})
     large = load_settings("large", env={})
-    # Every tier lists what is built: MOD-004/005 and MOD-010/011 join when they are.
-    assert medium.active_modules == ["MOD-001", "MOD-002", "MOD-003", "MOD-006", "MOD-007"]
+    # Every tier lists what is built: MOD-010/011 join when they are. The wallet modules read on-chain
+    # events, so the medium tier runs the chain connectors.
+    assert medium.active_modules == [
+        "MOD-001",
+        "MOD-002",
+        "MOD-003",
+        "MOD-004",
+        "MOD-005",
+        "MOD-006",
+        "MOD-007",
+    ]
     assert large.active_modules == [*medium.active_modules, "MOD-008", "MOD-009"]
-    assert large.active_connectors == ["binance", "coinbase", "ethereum", "solana"]
+    assert (
+        medium.active_connectors == large.active_connectors == ["binance", "coinbase", "ethereum", "solana"]
+    )
     assert (medium.spark.executor.instances, large.spark.executor.cores) == (5, 2)
 
 

@@ -211,6 +211,10 @@ merges .Values.api.podSecurityContext over .Values.podSecurityContext.
       - key: {{ $rel | replace "/" "__" }}
         path: {{ $rel }}
       {{- end }}
+      {{- range $name, $_ := .Values.config.files }}
+      - key: {{ include "coattail.config.operatorKey" $name }}
+        path: operator/{{ $name }}
+      {{- end }}
 - name: state
   emptyDir:
     sizeLimit: {{ .Values.stateDir.sizeLimit }}

@@ -170,7 +170,10 @@ data "aws_iam_policy_document" "spark" {
   statement {
     sid    = "WriteAlerts"
     effect = "Allow"
+    # BatchGetItem: the wallet store (MOD-004) reads a wallet's latest score before replacing its place
+    # on the leaderboard (items in the same table, coattail/hotstore/wallets.py).
     actions = [
+      "dynamodb:BatchGetItem",
       "dynamodb:BatchWriteItem",
       "dynamodb:DescribeTable",
       "dynamodb:PutItem",
@@ -245,6 +248,18 @@ data "aws_iam_policy_document" "batch" {
       "glue:UpdatePartition",
     ])
     resources = local.glue_resources
+  }
+
+  statement {
+    sid    = "WriteWalletStore"
+    effect = "Allow"
+    # The daily wallet steps publish scores and labels to the API's wallet store (alerts table items).
+    actions = [
+      "dynamodb:BatchGetItem",
+      "dynamodb:BatchWriteItem",
+      "dynamodb:DescribeTable",
+    ]
+    resources = [var.alerts_table_arn]
   }
 
   dynamic "statement" {

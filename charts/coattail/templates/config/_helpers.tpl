@@ -4,6 +4,11 @@
 {{- include "coattail.componentName" (list . "config") -}}
 {{- end -}}
 
+{{/* The ConfigMap key of an operator file (config.files): mounted back at operator/<name>. */}}
+{{- define "coattail.config.operatorKey" -}}
+operator__{{ . }}
+{{- end -}}
+
 {{- define "coattail.config.envName" -}}
 {{- include "coattail.componentName" (list . "env") -}}
 {{- end -}}
@@ -32,6 +37,10 @@ data:
   {{- range $path, $bytes := .Files.Glob "files/config/**.yaml" }}
   {{ trimPrefix "files/config/" $path | replace "/" "__" }}: |-
     {{- toString $bytes | trimSuffix "\n" | nindent 4 }}
+  {{- end }}
+  {{- range $name, $text := .Values.config.files }}
+  {{ include "coattail.config.operatorKey" $name }}: |-
+    {{- $text | trimSuffix "\n" | nindent 4 }}
   {{- end }}
 ---
 # Profile settings as COATTAIL_* overrides (`__` nests, values parsed as YAML) — the only way the
