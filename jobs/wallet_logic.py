@@ -133,7 +133,10 @@ def trade_of(event: ChainEvent, rules: ScoreRules) -> Trade | None:
     )
     if not amount:
         return None
-    return Trade(event.ts_ms, event.block_number, event.log_index, event.event_id, event.trader, token,
+    # One spelling per wallet, as labels and the API write it: hex lower-cased (the connector keeps
+    # EIP-55 checksums; base58 never starts with "0x").
+    wallet = event.trader.lower() if event.trader.startswith("0x") else event.trader
+    return Trade(event.ts_ms, event.block_number, event.log_index, event.event_id, wallet, token,
                  symbol, "buy" if buy else "sell", event.tx_hash, event.usd_value)  # fmt: skip
 
 

@@ -21,6 +21,9 @@ mkdir -p "$DEMO_DIR"
 export COATTAIL_STREAM__KAFKA__TOPIC="$RUN-trades" COATTAIL_STREAM__KAFKA__DLQ_TOPIC="$RUN-dlq"
 export COATTAIL_STREAM__KAFKA__ONCHAIN_TOPIC="$RUN-onchain" COATTAIL_STREAM__KAFKA__ONCHAIN_DLQ_TOPIC="$RUN-onchain-dlq"
 export COATTAIL_PIPELINE__CHECKPOINT_LOCATION="$DEMO_DIR/checkpoints"
+# ... and its own alerts table: the same seeds give the same alert ids, which an earlier run's table
+# (DynamoDB Local keeps its data) would already hold and mark as published.
+export COATTAIL_HOT_STORE__TABLE="$RUN-alerts"
 # Every new alert is also published once to this run's alerts topic (key = alert id) for subscribers.
 export COATTAIL_ALERTS_OUT__ENABLED=true COATTAIL_ALERTS_OUT__TOPIC="$RUN-alerts"
 API_PORT="${API_PORT:-8000}"
@@ -99,7 +102,8 @@ cat <<MSG
   The pipeline needs ~1 min to start; then alerts print below as they land. Ctrl-C stops the demo.
 
 MSG
-python scripts/watch_alerts.py "$API" &
+KAFKA="$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["kafka"])' "$ROOT/.state/dev/services.json")"
+python scripts/watch_alerts.py --kafka "$KAFKA" --topic "$RUN-alerts" &
 pids+=($!)
 if [ -n "${DEMO_SECONDS:-}" ]; then
   sleep "$DEMO_SECONDS"

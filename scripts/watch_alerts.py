@@ -1,4 +1,9 @@
-"""Print alerts as they land, from the API's Server-Sent Events stream (used by `make demo`)."""
+"""Print alerts as they land (used by `make demo`).
+
+With ``--kafka BOOTSTRAP --topic T`` it reads the ``alerts`` topic the pipeline publishes every new
+alert to exactly once, so every alert shows, however old its evidence (the demo's six hours of wallet
+history); otherwise the API's Server-Sent Events stream plus a poll of the newest alerts.
+"""
 
 from __future__ import annotations
 
@@ -78,6 +83,44 @@ def _poll(base_url: str, console: Console, seen: set[str]) -> None:
                 _show(console, alert, seen)
 
 
+def watch_topic(bootstrap: str, topic: str) -> None:
+    from confluent_kafka import Consumer, KafkaError, KafkaException
+
+    console = Console()
+    seen: set[str] = set()
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"watch-alerts-{time.time_ns()}",  # its own group: every alert from the start
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "topic.metadata.refresh.interval.ms": 2000,  # notice the topic soon after it is created
+        }
+    )
+    consumer.subscribe([topic])
+    try:
+        while True:
+            message = consumer.poll(1.0)
+            if message is None:
+                continue
+            if message.error():
+                # The pipeline creates the topic with its first alert: until then, wait.
+                if message.error().retriable() or message.error().code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    continue
+                raise KafkaException(message.error())
+            _show(console, json.loads(message.value()), seen)
+    finally:
+        consumer.close()
+
+
+def main(argv: list[str]) -> None:
+    if "--kafka" in argv:
+        args = dict(zip(argv[::2], argv[1::2], strict=False))
+        watch_topic(args["--kafka"], args["--topic"])
+    else:
+        watch(argv[0] if argv else "http://127.0.0.1:8000")
+
+
 if __name__ == "__main__":
     with contextlib.suppress(KeyboardInterrupt):
-        watch(sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8000")
+        main(sys.argv[1:])
