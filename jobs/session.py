@@ -65,10 +65,6 @@ def catalog_conf(settings: Settings) -> dict[str, str]:
     if cat.type == "sql":
         conf[f"{prefix}.type"] = "jdbc"
         conf[f"{prefix}.uri"] = jdbc_uri(settings)
-        # pyiceberg's SqlCatalog (jobs.batch.lake) may create the catalog tables first, without the
-        # V1 `iceberg_type` column; V1 adds it, or Iceberg refuses some table commands ("initialized
-        # without view support").
-        conf[f"{prefix}.jdbc.schema-version"] = "V1"
     elif cat.type == "glue":
         conf[f"{prefix}.type"] = "glue"
         conf[f"{prefix}.io-impl"] = "org.apache.iceberg.aws.s3.S3FileIO"

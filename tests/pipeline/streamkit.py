@@ -45,6 +45,9 @@ def stream_settings(
         **{
             "stream.kafka.bootstrap_servers": kafka,
             "stream.kafka.topic": name,
+            # Its own on-chain topic too (the medium tier reads one): never another test's events.
+            "stream.kafka.onchain_topic": f"{name}-onchain",
+            "stream.kafka.onchain_dlq_topic": f"{name}-onchain-dlq",
             "hot_store.endpoint_url": dynamodb,
             "hot_store.table": f"alerts-{name}",
             # Crafted/simulated trades are from the past and DynamoDB Local does apply TTL: keep them.
