@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from coattail.cli import app
 from coattail.contracts import Alert, alert_id
 from coattail.contracts.onchain import OnchainEvent
 from coattail.settings import load_settings
@@ -242,10 +240,28 @@ def test_detect_with_mod005_on_spark(
     chain = tmp_path / "onchain.jsonl"
     chain.write_text(jsonl(list(events.values())))
     out = tmp_path / "alerts.jsonl"
-    result = CliRunner().invoke(
-        app, ["detect", "--tier", "whales", "--onchain", str(chain), "--output", str(out)]
+    # Its own process (as a user runs it): an in-process detect would re-configure the suite's shared
+    # Spark session for this config folder and leave the next streaming tests a broken lake catalog.
+    import os
+    import subprocess
+    import sys
+
+    argv = [
+        sys.executable,
+        "-m",
+        "coattail",
+        "detect",
+        "--tier",
+        "whales",
+        "--onchain",
+        str(chain),
+        "--output",
+        str(out),
+    ]
+    result = subprocess.run(
+        argv, capture_output=True, text=True, timeout=300, env=dict(os.environ), check=False
     )
-    assert result.exit_code == 0, result.output
+    assert result.returncode == 0, result.stderr[-2000:]
     alerts = [json.loads(x) for x in out.read_text().splitlines()]
     expected = {
         alert_id("MOD-005", "ethereum", tx(1), WINTERMUTE): "high",
