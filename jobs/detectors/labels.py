@@ -188,7 +188,8 @@ class LabeledWhalesDetector(BaseDetector):
     def process(self, events: DataFrame) -> DataFrame:
         from pyspark.sql import functions as F
 
-        self.labels.refresh(events.sparkSession)  # (driver side, once per micro-batch: cheap when fresh)
+        if events.isStreaming:  # the stream reads labeled_wallets too; `coattail detect` the files only
+            self.labels.refresh(events.sparkSession)
         candidate = F.col("event_type").isin("transfer", "swap") & (
             F.col("usd_value") >= F.lit(self.params.min_usd)
         )

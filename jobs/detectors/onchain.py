@@ -131,7 +131,8 @@ class OnchainIngesterDetector(BaseDetector):
     def process(self, events: DataFrame) -> DataFrame:
         from pyspark.sql import functions as F
 
-        self.labels.refresh(events.sparkSession)  # (driver side, at most every reload_seconds)
+        if events.isStreaming:  # the stream reads labeled_wallets too; `coattail detect` the files only
+            self.labels.refresh(events.sparkSession)
         # Only events that can alert reach the driver: transfers above the first band, and swaps.
         floor = Decimal(str(self.params.large_transfer_bands[0].above))
         candidate = (F.col("event_type") == "swap") | (
