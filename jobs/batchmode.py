@@ -152,8 +152,14 @@ def detect(
     inputs = {TRADES: trades.persist()}
     if onchain is not None:
         inputs[ONCHAIN] = onchain.persist()
+    results: dict[str, DetectorResult] = {}
     try:
-        return {d.module_id: run_detector(d, inputs[d.reads]) for d in chosen}
+        for d in chosen:  # config order: a module sees the results of those before it (MOD-010, MOD-011)
+            d.see_results(results, inputs)
+            results[d.module_id] = (
+                run_detector(d, inputs[d.reads]) if d.streams else d.follow(results, inputs)
+            )
+        return results
     finally:
         for frame in inputs.values():
             frame.unpersist()

@@ -20,6 +20,7 @@ row no converter can handle never fails a micro-batch that a restart would repla
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -82,6 +83,10 @@ class BaseDetector(ABC):
     # The module's table is its clean input itself (MOD-008 lands every OnchainEvent in onchain_events):
     # the lake path appends the clean frame straight to it, finish() returns alerts only.
     lands_input: ClassVar[bool] = False
+    # False: the module runs over the other modules' results, not on the stream (MOD-011, the
+    # backtester): the pipeline does not start it and ``coattail detect`` calls :meth:`follow` instead
+    # of process()/finish(); its batch step runs it on the lake.
+    streams: ClassVar[bool] = True
     # What the dashboard shows of this module per symbol (figures of its latest alert); see coattail.panels.
     panel: ClassVar[SymbolPanel] = SymbolPanel(title="alerts")
     # The module's own models: its config params, one row of its output table (the Iceberg DDL is
@@ -162,6 +167,19 @@ class BaseDetector(ABC):
         """Hot-store writes of this module's own rows beyond alerts and chart points, after the alerts
         (MOD-004: the wallet store, ``hot.wallets``); nothing by default."""
         return None
+
+    def see_results(self, results: Mapping[str, DetectorResult], inputs: Mapping[str, DataFrame]) -> None:
+        """``coattail detect`` calls this just before running the module, with the results of the modules
+        run before it (config order) and the batch inputs (``"trades"``, ``"onchain"``): MOD-010 builds its
+        context (wallet alpha, back-tested hit rates) from them. Nothing by default."""
+        return None
+
+    def follow(
+        self, results: Mapping[str, DetectorResult], inputs: Mapping[str, DataFrame]
+    ) -> DetectorResult:
+        """The result of a module that does not stream (:attr:`streams` False), from the other modules'
+        results and the batch inputs (MOD-011: back-test every alert against the input prices)."""
+        raise NotImplementedError(f"{self.module_id} streams: coattail detect runs its process()/finish()")
 
     def batch_table(self) -> list[dict[str, Any]] | None:
         """Rows of the module's table that do not come from its input (MOD-005: its label book), for

@@ -89,7 +89,8 @@ class PipelineRunner:
     ) -> None:
         self.spark = spark
         self.settings = settings
-        self.detectors = detectors if detectors is not None else ModuleRegistry(settings).detectors()
+        chosen = detectors if detectors is not None else ModuleRegistry(settings).detectors()
+        self.detectors = [d for d in chosen if d.streams]  # MOD-011 runs as a batch step, not here
         self._raw = raw  # tests inject a file stream; otherwise stream.backend decides
         self._raw_onchain = raw_onchain
         self.hot = hot if hot is not None or not use_hot_store else HotStore(settings)
