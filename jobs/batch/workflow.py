@@ -1,8 +1,10 @@
-"""The daily workflow (seed §5.1, ADR-004): backfill → reprocess → quality → wallets → labels → upkeep.
+"""The daily workflow (seed §5.1, ADR-004): backfill → reprocess → quality → wallets → labels → backtest →
+upkeep.
 
 ``wallets`` scores every wallet as of the day's end (MOD-004) and ``labels`` refreshes the label
-registry (MOD-005, with the fresh top wallets as smart money when configured); each is skipped when its
-module is not in the tier (``jobs.batch.wallets``).
+registry (MOD-005, with the fresh top wallets as smart money when configured); ``backtest`` back-tests
+the day's alerts against the prices after them (MOD-011, ``jobs.batch.backtest``). Each is skipped when
+its module is not in the tier (``jobs.batch.wallets.skipped``).
 
 Each step is retried with exponential backoff (``batch.step_attempts``, ``batch.retry_backoff_seconds``)
 unless its error cannot heal by waiting (bad config or arguments, an IP ban). A step that still fails,
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 log = logging.getLogger("jobs.batch")
-STEPS = ("backfill", "reprocess", "quality", "wallets", "labels", "maintain")
+STEPS = ("backfill", "reprocess", "quality", "wallets", "labels", "backtest", "maintain")
 PERMANENT = (ConfigError, ValueError, BannedError)  # waiting does not fix these
 
 
@@ -152,6 +154,16 @@ class DailyWorkflow:
         if self.settings.batch.reprocess_runner == "spark-operator":
             return self._on_cluster("refresh-labels", [])
         return labels_step(self.spark(), self.settings, datetime.now(UTC), self._scores)
+
+    def step_backtest(self) -> Any:
+        from jobs.batch.backtest import BACKTESTER, backtest_step
+        from jobs.batch.wallets import skipped
+
+        if (skip := skipped(self.settings, BACKTESTER)) is not None:
+            return skip
+        if self.settings.batch.reprocess_runner == "spark-operator":
+            return self._on_cluster("backtest", ["--date", self.day.isoformat()])
+        return backtest_step(self.spark(), self.settings, self.day)
 
     def step_maintain(self) -> Any:
         from jobs.batch.maintain import maintain
