@@ -21,12 +21,13 @@ import api
 from api import cursor_key, errors
 from api.auth import load_api_keys, require_api_key
 from api.modules import module_views
-from api.routers import alerts, dashboard, health, meta, metrics, stream, wallets
+from api.routers import alerts, analytics, dashboard, health, meta, metrics, stream, wallets
 from api.routers.dashboard import STATIC_DIR
 from api.routers.health import may_create_table
 from api.sse import Broadcaster
 from api.telemetry import MetricsMiddleware, Telemetry
 from coattail.hotstore import AlertReader, DynamoAlertStore, StoreUnavailableError, make_client, streams_for
+from coattail.hotstore.analytics import AnalyticsStore, DynamoAnalyticsStore, MemoryAnalyticsStore
 from coattail.hotstore.wallets import DynamoWalletStore, MemoryWalletStore, WalletStore
 from coattail.hotstore.windows import DynamoWindowStore, MemoryWindowStore, WindowStore
 from coattail.settings import Settings, load_settings
@@ -55,12 +56,20 @@ def build_wallets(store: AlertReader) -> WalletStore:
     return MemoryWalletStore()
 
 
+def build_analytics(store: AlertReader) -> AnalyticsStore:
+    """The analytics store (latest back-test, predictive scores) beside the alert store (same table)."""
+    if isinstance(store, DynamoAlertStore):
+        return DynamoAnalyticsStore(store)
+    return MemoryAnalyticsStore()
+
+
 def create_app(
     settings: Settings | None = None,
     *,
     store: AlertReader | None = None,
     windows: WindowStore | None = None,
     wallet_store: WalletStore | None = None,
+    analytics_store: AnalyticsStore | None = None,
 ) -> FastAPI:
     settings = settings or load_settings()
     # Checked before anything starts: configured keys fail closed, and eks needs a cursor secret.
@@ -112,6 +121,7 @@ def create_app(
     app.state.store = the_store
     app.state.windows = windows or build_windows(the_store)
     app.state.wallets = wallet_store or build_wallets(the_store)
+    app.state.analytics = analytics_store or build_analytics(the_store)
     app.state.modules = module_views(settings)  # the active modules' own panels (no module named here)
     app.state.telemetry = telemetry
     app.state.api_keys = api_keys
@@ -128,6 +138,7 @@ def create_app(
     app.include_router(metrics.build_router(), dependencies=protected)
     app.include_router(meta.build_router(), dependencies=protected)
     app.include_router(wallets.build_router(), dependencies=protected)
+    app.include_router(analytics.build_router(), dependencies=protected)
     app.include_router(health.build_router())
     app.include_router(dashboard.build_router())
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -15,6 +15,7 @@ from api.cursor_key import key_for_store
 from api.modules import ModuleView
 from api.sse import Broadcaster
 from coattail.hotstore import AlertReader
+from coattail.hotstore.analytics import AnalyticsStore
 from coattail.hotstore.wallets import WalletStore
 from coattail.hotstore.windows import WindowStore
 from coattail.settings import Settings
@@ -38,6 +39,11 @@ async def get_windows(request: Request) -> WindowStore:
 async def get_wallets(request: Request) -> WalletStore:
     wallets: WalletStore = request.app.state.wallets
     return wallets
+
+
+async def get_analytics(request: Request) -> AnalyticsStore:
+    analytics: AnalyticsStore = request.app.state.analytics
+    return analytics
 
 
 async def get_modules(request: Request) -> list[ModuleView]:
@@ -65,6 +71,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[AlertReader, Depends(get_store)]
 WindowsDep = Annotated[WindowStore, Depends(get_windows)]
 WalletsDep = Annotated[WalletStore, Depends(get_wallets)]
+AnalyticsDep = Annotated[AnalyticsStore, Depends(get_analytics)]
 ModulesDep = Annotated[list[ModuleView], Depends(get_modules)]
 BroadcasterDep = Annotated[Broadcaster, Depends(get_broadcaster)]
 CursorKeyDep = Annotated[bytes, Depends(get_cursor_key)]

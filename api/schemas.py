@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from coattail.settings.modules import SeverityName
 
@@ -133,3 +133,63 @@ class WalletDetail(BaseModel):
     latest: WalletScoreOut | None
     history: list[WalletScoreOut] = Field(description="scores, newest first")
     alerts: list[AlertOut] = Field(description="unexpired alerts naming the wallet, newest first")
+
+
+class BacktestRunOut(BaseModel):
+    """A back-test run's summary (MOD-011); the batch step may add more keys (they are passed on)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    run_id: str
+    backtest_date: str | None = Field(None, description="the day the run evaluates (YYYY-MM-DD)")
+    start: str | None = Field(None, description="first detected_at of the alerts evaluated, UTC")
+    end: str | None = Field(None, description="end of the evaluated period, UTC")
+    as_of: str | None = Field(None, description="prices read as of this time: later horizons are pending")
+    snapshot_id: int | str | None = Field(None, description="the raw_trades snapshot the prices come from")
+    alerts_evaluated: int | None = Field(None, description="alerts with a horizon that elapsed and a price")
+    pending: int | None = Field(None, description="alert horizons not elapsed yet: left for the next run")
+    results: int = Field(description="how many result rows the run has")
+
+
+class BacktestResultOut(BaseModel):
+    """One ``backtest_results`` row: a module's record on a symbol at one horizon."""
+
+    model_config = ConfigDict(extra="allow")
+
+    backtest_date: str
+    module_id: str
+    symbol: str
+    horizon: str = Field(description="`1h`, `4h` or `24h`")
+    n: int = Field(description="resolved alerts")
+    hit_rate: float | None = Field(description="share of resolved alerts whose implied direction came true")
+    mean_return: float | None = Field(description="mean signed return (a fraction)")
+    sharpe: float | None = Field(description="mean / sample std of the signed returns; null if n < 2")
+    max_drawdown: float | None = Field(description="of the compounded signed returns, a fraction >= 0")
+    pending: int | None = None
+    unpriced: int | None = None
+
+
+class BacktestOut(BaseModel):
+    run: BacktestRunOut
+    results: list[BacktestResultOut] = Field(description="by module, symbol and horizon")
+
+
+class PredictionOut(BaseModel):
+    """One ``predictive_scores`` row (MOD-010): p(|move| > 2 %) within 1 h, 2 h and 4 h."""
+
+    model_config = ConfigDict(extra="allow")
+
+    symbol: str
+    scored_at: str = Field(description="end of the 15 min evaluation window, UTC")
+    window_start: str | None = None
+    p_1h: float | None
+    p_2h: float | None
+    p_4h: float | None
+    features: dict[str, Any] | None = Field(None, description="the feature values the score came from")
+    coefficients_version: str | None = None
+    price: float | None = None
+
+
+class Predictions(BaseModel):
+    symbol: str
+    predictions: list[PredictionOut] = Field(description="newest first")

@@ -31,6 +31,17 @@ def simulate_command(
         typer.Option(help="Comma-separated venues to simulate (default: the tier's connectors)"),
     ] = None,
     tier: Annotated[str | None, typer.Option(help="Tier whose connectors are simulated")] = None,
+    moves: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Planted price moves per base asset (3-5 %, 20-40 min; 2 in 3 preceded by informed "
+            "whale flow); each needs 75 simulated minutes",
+        ),
+    ] = 0,
+    flow_episodes: Annotated[
+        bool, typer.Option(help="Plant the background whale-flow episodes (MOD-006/MOD-007 truth)")
+    ] = True,
 ) -> None:
     """Seeded market simulator: every venue's own raw messages plus the planted ground truth."""
     begin: datetime | None = None
@@ -56,6 +67,7 @@ def simulate_command(
         lines, facts = simulate(
             seed=seed, minutes=minutes, rate=rate, start=begin,
             instruments=instruments, equivalences=settings.equivalences,
+            flow_episodes=flow_episodes, moves=moves,
         )  # fmt: skip
     except ValueError as exc:
         fail(str(exc))
@@ -87,10 +99,14 @@ def simulate_command(
                 _produce(writer, encoded)
     if writer is not None and writer.flush(60):
         fail("some records were not delivered to Kafka within 60 s")
+    predictable = sum(m["predictable"] for m in facts["moves"])
+    planted = (
+        f", {len(facts['moves'])} planted price moves ({predictable} predictable)" if facts["moves"] else ""
+    )
     typer.echo(
         f"wrote {len(lines)} raw messages to {out} ({len(facts['whales'])} whales, "
         f"{len(facts['volume_bursts'])} volume bursts, {len(facts['spread_dislocations'])} dislocations, "
-        f"{len(facts['flow_episodes'])} whale-flow episodes; "
+        f"{len(facts['flow_episodes'])} whale-flow episodes{planted}; "
         f"truth in {truth_path})",
         err=True,
     )

@@ -24,6 +24,19 @@ Planted (and written to the truth):
   other 5 min window of a symbol holds at most one whale and neither detector can fire there.
 A whale also lifts its own 60 s window volume; those windows are listed as ``whale_windows`` so a
 volume detector's hits there can be told apart from false alarms.
+
+Planted price moves (``moves=N``, off by default: without them every draw is what it was before
+them): N per base asset, one per equal slot of the run, alternating up and down, each a linear drift
+of 3-5 % of the fair price over 20-40 min on every instrument of the base (the walk is multiplied by
+it, so cross-venue spreads stay as they were). Two of every three are *predictable*: the 30 min before
+the drift (six aligned 5 min windows on one instrument of the base) hold an informed flow episode in
+the move's direction - four whales per window (150K-450K, all on the leading side, or one small
+opposite whale leaving it 0.86-0.92 of the volume) and one volume burst per window whose trades lean
+75 % to the leading side - so MOD-001, MOD-002, MOD-006 and MOD-007 fire there the move's way. The
+others are *unpredictable*: the same drift with nothing planted on the base's instruments before it.
+No background whale, flow episode or background burst lands on a move's base in its 30 min lead-in,
+so what precedes a move is exactly what the truth's ``moves`` says. Move planning and everything it
+adds draw from a random generator of their own (seeded from ``seed``).
 """
 
 from __future__ import annotations
@@ -53,6 +66,16 @@ QTY_STEP = Decimal("0.00001")
 EPISODE_SECONDS = 300  # MOD-006 / MOD-007 windows
 EPISODE_WHALE = (Decimal(150_000), Decimal(450_000))  # every episode whale's rendered quote volume
 FLOW_ONLY_SHARE = (Decimal("0.74"), Decimal("0.78"))  # flow-only: the leading side's share of it
+MOVE_PCT = (3.0, 5.0)  # a planted move's size, % of the fair price
+MOVE_MINUTES = (20, 40)  # its drift's duration
+INFORMED_SECONDS = 1800  # the lead-in before a drift: informed flow (predictable) or nothing
+MOVE_SLOT_MINUTES = 75  # lead-in + the longest drift + 5 quiet minutes: one move per slot and base
+MOVE_LEAD_IN = 20 * 60  # the first lead-in starts this far in (MOD-001 needs 10 min of history)
+MOVE_TAIL = 30 * 60  # the last drift ends this long before the end (its 1 h horizon mostly priced)
+INFORMED_SHARE = (Decimal("0.86"), Decimal("0.92"))  # a mixed informed window's leading share
+INFORMED_BURST_NOTIONAL = (10_000.0, 25_000.0)  # burst trades stay far below the whale threshold
+INFORMED_BURST_LEAN = 0.75  # share of an informed burst's trades on the leading side
+WHALE_THRESHOLD = Decimal(100_000)  # MOD-002's: every informed whale is above it
 
 
 @dataclass(frozen=True)
@@ -90,6 +113,30 @@ class _Episode:
     whales: list[_Trade]
 
 
+@dataclass
+class _Move:
+    """A planted price move of one base asset and, when predictable, its informed flow."""
+
+    base: str
+    inst: Instrument  # where its informed flow trades (the symbol the truth names)
+    instruments: list[Instrument]  # every simulated instrument of the base (all of them move)
+    direction: str  # up | down
+    pct: float
+    start_s: int  # drift start, aligned to EPISODE_SECONDS
+    end_s: int
+    predictable: bool
+    windows: list[_Episode]  # the informed 5 min windows (empty when unpredictable)
+    bursts: list[dict[str, Any]]  # their volume bursts (volume_bursts shape, private keys too)
+
+    @property
+    def lead_in(self) -> tuple[int, int]:
+        return self.start_s - INFORMED_SECONDS, self.start_s
+
+    @property
+    def sign(self) -> int:
+        return 1 if self.direction == "up" else -1
+
+
 def simulate(
     *,
     seed: int,
@@ -100,13 +147,18 @@ def simulate(
     equivalences: dict[str, list[str]] | None = None,
     spread_pct: float = 1.0,
     flow_episodes: bool = True,
+    moves: int = 0,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Raw-message lines (``{"exchange","received_at","raw"}``) sorted by ``received_at``, and the truth.
 
     ``flow_episodes=False`` plants none (and then draws exactly what the simulator drew before them).
+    ``moves`` planted price moves per base asset (0: none, and the truth's ``moves`` is empty); the
+    run needs ``MOVE_SLOT_MINUTES`` per move plus 50 minutes.
     """
     if minutes <= 0 or rate <= 0:
         raise ValueError("minutes and rate must be positive")
+    if moves < 0:
+        raise ValueError("moves must not be negative")
     instruments = instruments or {"binance": ["BTC-USDT", "ETH-USDT"], "coinbase": ["BTC-USD", "ETH-USD"]}
     if equivalences is None:
         equivalences = {"BTC": ["binance:BTC-USDT", "coinbase:BTC-USD"]}
@@ -122,15 +174,25 @@ def simulate(
         for base in sorted({i.base for i in insts})
     }
     per_inst = rate / len(insts)
+    mrng = random.Random(f"coattail-moves:{seed}")  # moves draw apart: the rest stays as it was
+    planted = _plan_moves(mrng, t0, t1, insts, moves) if moves else []
+    for mv in planted:
+        _apply_drift(walks[mv.base], mv, t0)
+    blocked = {  # (symbol, 5 min window) pairs that hold nothing but a move's own informed flow
+        (inst.symbol, w)
+        for mv in planted
+        for inst in mv.instruments
+        for w in range(mv.lead_in[0], mv.lead_in[1], EPISODE_SECONDS)
+    }
 
     dislocations = _plan_dislocations(rng, t0, t1, equivalences, {i.key for i in insts}, spread_pct)
     shift: dict[str, list[tuple[int, int, float]]] = {}
     for d in dislocations:
         shift.setdefault(d["a"], []).append((d["_s"], d["_e"], d["spread_pct"] / 100))
 
-    def price_at(inst: Instrument, t_us: int) -> Decimal:
+    def price_at(inst: Instrument, t_us: int, noise: random.Random = rng) -> Decimal:
         fair = walks[inst.base][(t_us // 1_000_000) - t0]
-        noisy = fair * (1 + rng.gauss(0, 0.00004))
+        noisy = fair * (1 + noise.gauss(0, 0.00004))
         for s, e, pct in shift.get(inst.key, ()):
             if s <= t_us // 1_000_000 < e:
                 noisy *= 1 + pct
@@ -149,14 +211,20 @@ def simulate(
             )
 
     bursts = _plan_bursts(rng, t0, t1, insts)
+    if blocked:  # a move's lead-in holds no background burst on its base
+        bursts = [b for b in bursts if (b["symbol"], _episode_start(b["_s"])) not in blocked]
     reserved = {b["_s"] // 60 for b in bursts} | {
         m for d in dislocations for m in range(d["_s"] // 60, d["_e"] // 60 + 1)
     }
-    episodes = _plan_episodes(rng, t0, t1, insts, bursts, reserved) if flow_episodes else []
+    episodes = _plan_episodes(rng, t0, t1, insts, bursts, reserved, blocked) if flow_episodes else []
     for ep in episodes:
         ep.whales = _episode_whales(rng, ep, price_at)
-    busy = {(ep.inst.symbol, ep.start_s) for ep in episodes}
+    busy = {(ep.inst.symbol, ep.start_s) for ep in episodes} | blocked
     whales: list[_Trade] = [w for ep in episodes for w in ep.whales]
+    for mv in planted:
+        for k, ep in enumerate(mv.windows):
+            ep.whales = _informed_whales(mrng, ep, lambda i, t: price_at(i, t, mrng), mixed=k % 3 == 1)
+            whales.extend(ep.whales)
     minute = t0 // 60 + 3
     band = 0
     while (minute + 1) * 60 < t1:
@@ -173,14 +241,28 @@ def simulate(
 
     # Bursts last: each is sized against the window volumes of the hour before it (background,
     # whales, earlier bursts), so the specified detector (|z| > 2.5 vs the previous hour) sees it.
-    for b in bursts:
+    # Informed bursts (moves) take their place in time order; their trades are larger and lean.
+    by_inst: dict[Instrument, list[_Trade]] = {i: [] for i in insts}
+    for tr in trades:
+        by_inst[tr.inst].append(tr)
+    informed = [b for mv in planted for b in mv.bursts]
+    for b in sorted(bursts + informed, key=lambda b: b["_s"]) if informed else bursts:
         inst, start_s = b["_inst"], b["_s"]
-        needed, current = _burst_target(trades, inst, start_s, t0)
+        needed, current = _burst_target(by_inst[inst], inst, start_s, t0)
+        lead = b.get("_lead")
         while current < needed:
-            t_us = start_s * 1_000_000 + rng.randrange(60_000_000)
-            p = price_at(inst, t_us)
-            trade = _Trade(inst, t_us, p, _qty(rng, p), rng.choice(("buy", "sell")))
+            if lead is None:
+                t_us = start_s * 1_000_000 + rng.randrange(60_000_000)
+                p = price_at(inst, t_us)
+                trade = _Trade(inst, t_us, p, _qty(rng, p), rng.choice(("buy", "sell")))
+            else:
+                t_us = start_s * 1_000_000 + mrng.randrange(60_000_000)
+                p = price_at(inst, t_us, mrng)
+                notional = Decimal(str(round(mrng.uniform(*INFORMED_BURST_NOTIONAL), 2)))
+                side = lead if mrng.random() < INFORMED_BURST_LEAN else _other(lead)
+                trade = _Trade(inst, t_us, p, _qty_for(notional, p), side)
             trades.append(trade)
+            by_inst[inst].append(trade)
             current += float(trade.price * trade.qty)
 
     lines, whale_by_trade = _render(rng, trades, {id(w) for w in whales}, insts, t0, t1)
@@ -191,7 +273,12 @@ def simulate(
         "end": _iso_s(t1),
         "rate": rate,
         "whales": whale_truth,
-        "volume_bursts": [{k: v for k, v in b.items() if not k.startswith("_")} for b in bursts],
+        "volume_bursts": [
+            {k: v for k, v in b.items() if not k.startswith("_")}
+            for b in (
+                sorted(bursts + informed, key=lambda b: (b["_s"], b["_inst"].key)) if informed else bursts
+            )
+        ],
         "spread_dislocations": [{k: v for k, v in d.items() if not k.startswith("_")} for d in dislocations],
         "whale_windows": sorted(
             (
@@ -201,6 +288,7 @@ def simulate(
             key=lambda x: (x["window_start"], x["exchange"], x["symbol"]),
         ),
         "flow_episodes": [_episode_truth(ep, whale_by_trade) for ep in episodes],
+        "moves": [_move_truth(mv, whale_by_trade) for mv in planted],
     }
     return lines, truth
 
@@ -272,16 +360,18 @@ def _plan_episodes(
     insts: list[Instrument],
     bursts: list[dict[str, Any]],
     reserved: set[int],
+    blocked: set[tuple[str, int]] | None = None,
 ) -> list[_Episode]:
     """Consensus episodes on the bursts' 5 min windows, then flow-only ones every 10 minutes.
 
     Only windows wholly inside the simulation with at least four minutes free of bursts and
     dislocations qualify. Flow-only slots start at the first window after the start; a slot that does
     not qualify passes to the next window, so a 20 min run always holds one of each direction.
-    Directions alternate per kind; no two episodes share a window on one symbol.
+    Directions alternate per kind; no two episodes share a window on one symbol, and none takes a
+    ``blocked`` (symbol, window) (a planted move's lead-in).
     """
     out: list[_Episode] = []
-    taken: set[tuple[str, int]] = set()
+    taken: set[tuple[str, int]] = set(blocked or ())
     for b in bursts:
         inst, start = b["_inst"], _episode_start(b["_s"])
         minutes = _free_minutes(start, t0, t1, reserved)
@@ -381,6 +471,145 @@ def _episode_truth(ep: _Episode, whale_by_trade: dict[int, dict[str, Any]]) -> d
     }
 
 
+# -- planted price moves ------------------------------------------------------------------------------
+def _plan_moves(rng: random.Random, t0: int, t1: int, insts: list[Instrument], n: int) -> list[_Move]:
+    """``n`` moves per base, one per equal slot (a multiple of 5 min) of the run, placed at random in it.
+
+    Directions alternate per base (the bases start opposite ways); every third move is unpredictable.
+    The informed instrument rotates through the base's instruments.
+    """
+    first = -(-(t0 + MOVE_LEAD_IN) // EPISODE_SECONDS) * EPISODE_SECONDS
+    slot = (t1 - MOVE_TAIL - first) // n // EPISODE_SECONDS * EPISODE_SECONDS
+    if slot < MOVE_SLOT_MINUTES * 60:
+        need = MOVE_SLOT_MINUTES * n + (MOVE_LEAD_IN + MOVE_TAIL) // 60 + 5
+        raise ValueError(f"{n} price moves per base asset need at least {need} simulated minutes")
+    out: list[_Move] = []
+    for b, base in enumerate(sorted({i.base for i in insts})):
+        members = [i for i in insts if i.base == base]
+        for k in range(n):
+            lo = first + k * slot
+            duration = 60 * rng.randint(*MOVE_MINUTES)
+            latest = lo + slot - 300 - duration  # 5 quiet minutes before the next slot
+            start = rng.randrange(
+                lo + INFORMED_SECONDS, latest - latest % EPISODE_SECONDS + 1, EPISODE_SECONDS
+            )
+            inst = members[k % len(members)]
+            mv = _Move(
+                base=base,
+                inst=inst,
+                instruments=members,
+                direction=("up", "down")[(k + b) % 2],
+                pct=round(rng.uniform(*MOVE_PCT), 2),
+                start_s=start,
+                end_s=start + duration,
+                predictable=k % 3 != 2,
+                windows=[],
+                bursts=[],
+            )
+            if mv.predictable:
+                flow = "accumulation" if mv.direction == "up" else "distribution"
+                for w in range(mv.lead_in[0], mv.lead_in[1], EPISODE_SECONDS):
+                    burst_minute = w // 60 + rng.randrange(EPISODE_SECONDS // 60)
+                    minutes = [m for m in range(w // 60, (w + EPISODE_SECONDS) // 60) if m != burst_minute]
+                    mv.windows.append(_Episode(inst, w, flow, True, minutes, []))
+                    mv.bursts.append(
+                        {
+                            "exchange": inst.exchange,
+                            "symbol": inst.symbol,
+                            "window_start": _iso_s(burst_minute * 60),
+                            "_s": burst_minute * 60,
+                            "_inst": inst,
+                            "_lead": "buy" if mv.direction == "up" else "sell",
+                        }
+                    )
+            out.append(mv)
+    return out
+
+
+def _apply_drift(walk: list[float], mv: _Move, t0: int) -> None:
+    """Multiply the base's fair price by the move: linear from 1 to 1 +- pct over the drift, then held."""
+    s, e = mv.start_s - t0, mv.end_s - t0
+    full = 1 + mv.sign * mv.pct / 100
+    for i in range(max(s, 0), len(walk)):
+        walk[i] *= full if i >= e else 1 + mv.sign * mv.pct / 100 * (i - s) / (e - s)
+
+
+def _informed_whales(
+    rng: random.Random, ep: _Episode, price_at: Callable[[Instrument, int], Decimal], *, mixed: bool
+) -> list[_Trade]:
+    """One whale per free minute of the window, all on the leading side, or (``mixed``) one opposite
+    whale sized so the leading side holds INFORMED_SHARE of the rendered whale quote volume."""
+    times = sorted(
+        (m * 60 + rng.randrange(10, 50)) * 1_000_000 + rng.randrange(1_000_000) for m in ep.minutes
+    )
+    prices = [price_at(ep.inst, t) for t in times]
+    lead = "buy" if ep.direction == "accumulation" else "sell"
+    sides = [lead] * len(times)
+    if mixed:
+        sides[rng.randrange(len(sides))] = _other(lead)
+    lo, hi = EPISODE_WHALE
+    for _ in range(1000):
+        leading = iter([Decimal(str(round(rng.uniform(155_000, 445_000), 2))) for s in sides if s == lead])
+        share = Decimal(str(round(rng.uniform(0.87, 0.91), 4)))
+        targets = [next(leading) if s == lead else Decimal(0) for s in sides]
+        opposite = sum(targets, Decimal(0)) * (1 - share) / share
+        trades = [
+            _Trade(ep.inst, t, p, _qty_for(v if s == lead else opposite, p), s)
+            for t, p, s, v in zip(times, prices, sides, targets, strict=True)
+        ]
+        volumes = [(tr.taker, _wire_quote(tr)) for tr in trades]
+        sized = all(WHALE_THRESHOLD + 1000 <= v <= hi and (s != lead or v >= lo) for s, v in volumes)
+        if sized and _leading_share(lead, volumes) >= (INFORMED_SHARE[0] if mixed else 1):
+            return trades
+    raise RuntimeError(f"could not size the informed flow on {ep.inst.key} at {_iso_s(ep.start_s)}")
+
+
+def _leading_share(lead: str, volumes: list[tuple[str, Decimal]]) -> Decimal:
+    return sum((v for s, v in volumes if s == lead), Decimal(0)) / sum((v for _, v in volumes), Decimal(0))
+
+
+def _other(side: str) -> str:
+    return "sell" if side == "buy" else "buy"
+
+
+def _move_truth(mv: _Move, whale_by_trade: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """The move as the truth states it; informed windows summed from the whales' rendered volumes."""
+    windows = []
+    for ep in mv.windows:
+        rendered = sorted((whale_by_trade[id(w)] for w in ep.whales), key=lambda w: w["timestamp"])
+
+        def volume(side: str, rendered: list[dict[str, Any]] = rendered) -> str:
+            return format(
+                sum((Decimal(w["quote_volume"]) for w in rendered if w["side"] == side), Decimal(0)), "f"
+            )
+
+        windows.append(
+            {
+                "window_start": _iso_s(ep.start_s),
+                "window_end": _iso_s(ep.start_s + EPISODE_SECONDS),
+                "whale_event_ids": [w["event_id"] for w in rendered],
+                "buy_volume": volume("buy"),
+                "sell_volume": volume("sell"),
+            }
+        )
+    return {
+        "base": mv.base,
+        "exchange": mv.inst.exchange,
+        "symbol": mv.inst.symbol,
+        "instruments": [i.key for i in mv.instruments],
+        "direction": mv.direction,
+        "pct": mv.pct,
+        "start": _iso_s(mv.start_s),
+        "end": _iso_s(mv.end_s),
+        "predictable": mv.predictable,
+        "informed_start": _iso_s(mv.lead_in[0]),
+        "informed_end": _iso_s(mv.lead_in[1]),
+        "whale_event_ids": [i for w in windows for i in w["whale_event_ids"]],
+        "informed_windows": windows,
+        "volume_bursts": [b["window_start"] for b in mv.bursts],
+    }
+
+
 # -- rendering raw exchange messages (each exchange module renders its own) -----------------------------
 def _render(
     rng: random.Random, trades: list[_Trade], whale_ids: set[int], insts: list[Instrument], t0: int, t1: int
@@ -423,7 +652,7 @@ def _render(
 
 # -- small helpers ------------------------------------------------------------------------------------
 def _burst_target(trades: list[_Trade], inst: Instrument, start_s: int, t0: int) -> tuple[float, float]:
-    """Volume the burst window needs, and what it already has.
+    """Volume the burst window needs, and what it already has (``trades``: at least ``inst``'s, in order).
 
     The baseline is the 60 windows before it; a detector may count the windows before the data
     starts as zeros or leave them out, so the target satisfies both readings.
@@ -431,7 +660,7 @@ def _burst_target(trades: list[_Trade], inst: Instrument, start_s: int, t0: int)
     windows = [0.0] * 61
     lo, hi = (start_s - 3600) * 1_000_000, (start_s + 60) * 1_000_000
     for tr in trades:
-        if tr.inst == inst and lo <= tr.t_us < hi:
+        if lo <= tr.t_us < hi and tr.inst == inst:
             windows[(tr.t_us - lo) // 60_000_000] += float(tr.price * tr.qty)
     first = max(0, (t0 - (start_s - 3600) + 59) // 60)  # first window inside the simulated data
     target = 0.0

@@ -386,6 +386,151 @@ async function startLeaderboard() {
   setInterval(refreshLeaderboard, LEADERBOARD_REFRESH_MS);
 }
 
+// ---- back-test (MOD-011) and prediction (MOD-010) ------------------------------------------------
+// Shown only when the active tier runs the module; a 404 (nothing has run yet) leaves them hidden.
+const BACKTEST_MODULE = "MOD-011";
+const PREDICTION_MODULE = "MOD-010";
+const BACKTEST_REFRESH_MS = 60000;
+const LIKELY_MOVE = 0.7;  // MOD-010's high_probability_move threshold
+
+// The JSON of `path`, or null when the API has nothing there (404).
+async function getOptional(path) {
+  const response = await api(path);
+  if (response.status === 404) return null;
+  if (!response.ok) throw new Error(`${path}: ${response.status} ${response.statusText}`);
+  return response.json();
+}
+
+function horizonSeconds(h) {
+  const m = /^(\d+)([smhdw])$/.exec(h || "");
+  return m ? Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[m[2]] : Infinity;
+}
+
+// Per (module, horizon) over the run's symbols: n-weighted hit rate and mean return, and the Sharpe
+// of the pooled signed returns (each row's std is its mean / Sharpe; null when a row cannot say).
+function backtestGroups(results) {
+  const groups = new Map();
+  for (const r of results) {
+    const key = `${r.module_id}|${r.horizon}`;
+    if (!groups.has(key)) groups.set(key, { module_id: r.module_id, horizon: r.horizon, rows: [] });
+    if (r.n > 0) groups.get(key).rows.push(r);
+  }
+  const out = [];
+  for (const g of groups.values()) {
+    const n = g.rows.reduce((a, r) => a + r.n, 0);
+    const hits = g.rows.filter((r) => r.hit_rate !== null);
+    const means = g.rows.filter((r) => r.mean_return !== null);
+    const nHit = hits.reduce((a, r) => a + r.n, 0), nMean = means.reduce((a, r) => a + r.n, 0);
+    const hit = nHit ? hits.reduce((a, r) => a + r.n * r.hit_rate, 0) / nHit : null;
+    const mean = nMean ? means.reduce((a, r) => a + r.n * r.mean_return, 0) / nMean : null;
+    let sharpe = null;
+    if (g.rows.length === 1) {
+      sharpe = g.rows[0].sharpe;
+    } else if (n > 1 && mean !== null && means.length === g.rows.length) {
+      let ss = 0, known = true;
+      for (const r of g.rows) {
+        if (r.n > 1) {
+          if (!r.sharpe) { known = false; break; }
+          const sd = r.mean_return / r.sharpe;
+          ss += (r.n - 1) * sd * sd;
+        }
+        ss += r.n * (r.mean_return - mean) ** 2;
+      }
+      const sd = Math.sqrt(ss / (n - 1));
+      sharpe = known && sd > 0 ? mean / sd : null;
+    }
+    out.push({ module_id: g.module_id, horizon: g.horizon, n, hit_rate: hit, mean_return: mean, sharpe });
+  }
+  return out.sort((a, b) => a.module_id.localeCompare(b.module_id)
+    || horizonSeconds(a.horizon) - horizonSeconds(b.horizon));
+}
+
+function hitClass(rate) {
+  if (rate === null || rate === undefined) return "";
+  return rate >= 0.55 ? "good" : rate >= 0.45 ? "fair" : "poor";
+}
+
+async function refreshBacktest() {
+  let found;
+  try {
+    found = await getOptional("/backtests/latest");
+  } catch (err) {
+    console.warn("back-test:", err);
+    return;
+  }
+  const section = $("#backtest");
+  if (!found) { section.hidden = true; return; }
+  const run = found.run;
+  const parts = [`run ${run.backtest_date || fmtTime(run.end || "")}`];
+  if (run.alerts_evaluated !== null && run.alerts_evaluated !== undefined) {
+    parts.push(`${run.alerts_evaluated} alerts evaluated`);
+  }
+  if (run.pending) parts.push(`${run.pending} pending`);
+  $("#backtest-run").textContent = parts.join(" · ");
+  const fragment = document.createDocumentFragment();
+  for (const g of backtestGroups(found.results)) {
+    const tr = document.createElement("tr");
+    tr.dataset.module = g.module_id;
+    tr.dataset.horizon = g.horizon;
+    const hit = cell(g.hit_rate === null ? "–" : fmtPercent(100 * g.hit_rate), `num hit ${hitClass(g.hit_rate)}`);
+    tr.append(
+      cell(g.module_id), cell(g.horizon), cell(String(g.n), "num"), hit,
+      cell(g.mean_return === null ? "–" : fmtPercent(100 * g.mean_return, 2), "num"),
+      cell(g.sharpe === null || g.sharpe === undefined ? "–" : Number(g.sharpe).toFixed(2), "num"),
+    );
+    fragment.append(tr);
+  }
+  $("#backtest-table tbody").replaceChildren(fragment);
+  $("#backtest-table").dataset.run = run.run_id;
+  section.hidden = false;
+}
+
+async function refreshPrediction() {
+  const symbol = $("#prediction-symbol").value;
+  if (!symbol) return;
+  let found;
+  try {
+    found = await getOptional(`/predictions/${encodeURIComponent(symbol)}${query({ limit: 1 })}`);
+  } catch (err) {
+    console.warn("prediction:", err);
+    return;
+  }
+  if (symbol !== $("#prediction-symbol").value) return;  // the selection changed meanwhile
+  const dl = $("#prediction-figure");
+  const latest = found && found.predictions.length ? found.predictions[0] : null;
+  $("#prediction").hidden = latest === null;  // no score for the symbol: no figure (the feed's symbol
+  dl.replaceChildren();                       // filter still chooses another)
+  dl.dataset.symbol = symbol;
+  dl.dataset.scoredAt = latest ? latest.scored_at : "";
+  if (!latest) return;
+  for (const h of ["1h", "2h", "4h"]) {
+    const p = latest[`p_${h}`];
+    figure(dl, `p ${h}`, p === null || p === undefined ? "–" : fmtPercent(100 * p));
+    if (p >= LIKELY_MOVE) dl.lastElementChild.classList.add("likely");
+  }
+  figure(dl, "scored (UTC)", fmtTime(latest.scored_at));
+}
+
+function startAnalytics(active, symbols) {
+  if (active.has(BACKTEST_MODULE)) {
+    refreshBacktest();
+    setInterval(refreshBacktest, BACKTEST_REFRESH_MS);
+  }
+  if (active.has(PREDICTION_MODULE) && symbols.length) {
+    for (const s of symbols) $("#prediction-symbol").append(new Option(s, s));
+    $("#prediction-symbol").addEventListener("change", refreshPrediction);
+    $("#filter-symbol").addEventListener("change", () => {  // follows the feed's symbol when one is chosen
+      const chosen = $("#filter-symbol").value;
+      if (chosen && chosen !== $("#prediction-symbol").value) {
+        $("#prediction-symbol").value = chosen;
+        refreshPrediction();
+      }
+    });
+    refreshPrediction();
+    setInterval(refreshPrediction, PANEL_REFRESH_MS);
+  }
+}
+
 // ---- start-up and filter changes -----------------------------------------------------------------
 async function restart() {
   state.generation += 1;
@@ -415,6 +560,7 @@ async function main() {
       refreshPanel(s);
     }
     setInterval(() => symbols.symbols.forEach((s) => refreshPanel(s)), PANEL_REFRESH_MS);
+    startAnalytics(new Set(types.alert_types.map((t) => t.module_id)), symbols.symbols);
   } catch (err) {
     setStatus("error", String(err.message || err));
   }

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from coattail.contracts import Alert
 from coattail.hotstore import DynamoAlertStore, make_client
+from coattail.hotstore.analytics import DynamoAnalyticsStore
 from coattail.hotstore.wallets import DynamoWalletStore
 from coattail.hotstore.windows import DynamoWindowStore
 from coattail.panels import WindowPoint
@@ -30,6 +31,7 @@ class HotStore:
         )
         self.windows = DynamoWindowStore(self.store)
         self.wallets = DynamoWalletStore(self.store)  # leaderboard, score history, labels, alert refs
+        self.analytics = DynamoAnalyticsStore(self.store)  # latest back-test, predictive scores (MOD-011/010)
         self.windows_ttl = timedelta(hours=hs.windows_ttl_hours)
         # At start, wait for a store that is not up yet the way every write does (bounded, one line).
         if may_create:

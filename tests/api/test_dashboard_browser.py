@@ -14,6 +14,7 @@ import pytest
 from api.app import create_app
 from coattail.contracts import Alert
 from coattail.hotstore import DynamoAlertStore
+from coattail.hotstore.analytics import DynamoAnalyticsStore
 from coattail.hotstore.wallets import DynamoWalletStore
 from coattail.hotstore.windows import DynamoWindowStore
 from coattail.panels import WindowPoint
@@ -225,4 +226,106 @@ def test_wallet_leaderboard_and_labels_on_onchain_alerts(
         page.wait_for_selector("#leaderboard[data-chain=solana] tbody tr", timeout=WAIT_MS)
         assert page.locator("#leaderboard tbody tr").count() == 1
         assert errors == []
+        page.close()
+
+
+def backtest_row(
+    module: str, symbol: str, horizon: str, n: int, hit: float, mean: float, sharpe: float
+) -> dict[str, Any]:
+    return {
+        "backtest_date": datetime.now(UTC).date(), "module_id": module, "symbol": symbol, "horizon": horizon,
+        "n": n, "hit_rate": hit, "mean_return": mean, "sharpe": sharpe, "max_drawdown": 0.02, "pending": 0,
+        "unpriced": 0, "run_id": "run-dash",
+    }  # fmt: skip
+
+
+def test_backtest_and_prediction_panels(
+    browser: Any, dynamodb_endpoint: str, store: DynamoAlertStore, tmp_path: Path
+) -> None:
+    """Large tier (MOD-010, MOD-011): nothing run -> no panels; a stored run and a score -> both drawn
+    (per module and horizon over the symbols, hit rate coloured; the selected symbol's p 1h/2h/4h).
+    The small tier shows neither whatever the store holds."""
+    large = api_settings(dynamodb_endpoint, store.table, tier="large")
+    analytic = [*dict.fromkeys([*large.active_modules, "MOD-010", "MOD-011"])]  # until large.yaml has them
+    large = large.model_copy(update={"active_modules": analytic})
+    with serve(create_app(large, store=store)) as live:
+        page = browser.new_page(viewport={"width": 1440, "height": 1200})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        with page.expect_response(lambda r: r.url.endswith("/backtests/latest"), timeout=WAIT_MS) as first:
+            page.goto(live.url + "/", wait_until="domcontentloaded", timeout=WAIT_MS)
+        assert first.value.status == 404
+        page.wait_for_selector("#prediction-symbol option", state="attached", timeout=WAIT_MS)
+        assert page.locator("#backtest").is_hidden()
+        assert page.locator("#prediction").is_hidden()
+
+        analytics = DynamoAnalyticsStore(store)
+        analytics.put_backtest(
+            {
+                "run_id": "run-dash",
+                "backtest_date": datetime.now(UTC).date(),
+                "alerts_evaluated": 82,
+                "pending": 5,
+            },
+            [
+                backtest_row("MOD-002", "BTC-USDT", "1h", 30, 0.7, 0.004, 0.5),
+                backtest_row("MOD-002", "ETH-USDT", "1h", 10, 0.3, -0.002, -0.25),
+                backtest_row("MOD-002", "BTC-USDT", "4h", 30, 0.5, 0.001, 0.1),
+                backtest_row("MOD-007", "BTC-USDT", "1h", 12, 0.4, -0.003, -0.4),
+            ],
+        )
+        scored = datetime.now(UTC).replace(second=0, microsecond=0)
+        analytics.put_predictions(
+            [
+                {"symbol": "BTC-USDT", "scored_at": scored - timedelta(minutes=15), "p_1h": 0.1, "p_2h": 0.2,
+                 "p_4h": 0.3, "features": "{}"},
+                {"symbol": "BTC-USDT", "scored_at": scored, "p_1h": 0.42, "p_2h": 0.61, "p_4h": 0.78,
+                 "features": '{"consensus_score": 88.0}'},
+            ]
+        )  # fmt: skip
+        page.reload(wait_until="domcontentloaded", timeout=WAIT_MS)
+        page.wait_for_selector("#backtest-table[data-run=run-dash] tbody tr", timeout=WAIT_MS)
+        assert page.locator("#backtest").is_visible()
+        heading = page.locator("#backtest-run").inner_text()
+        assert "82 alerts evaluated" in heading
+        assert datetime.now(UTC).date().isoformat() in heading
+        rows = [r.locator("td").all_inner_texts() for r in page.locator("#backtest-table tbody tr").all()]
+        assert rows == [
+            ["MOD-002", "1h", "40", "60.0%", "0.25%", "0.30"],  # n-weighted over BTC and ETH, pooled Sharpe
+            ["MOD-002", "4h", "30", "50.0%", "0.10%", "0.10"],
+            ["MOD-007", "1h", "12", "40.0%", "-0.30%", "-0.40"],
+        ]
+        hits = page.locator("#backtest-table td.hit")
+        assert [hits.nth(i).get_attribute("class") for i in range(3)] == [
+            "num hit good",
+            "num hit fair",
+            "num hit poor",
+        ]
+
+        page.select_option("#filter-symbol", "BTC-USDT")  # the prediction follows the chosen symbol
+        page.wait_for_selector('#prediction-figure[data-symbol="BTC-USDT"] dd', timeout=WAIT_MS)
+        assert page.locator("#prediction").is_visible()
+        figure = page.locator("#prediction-figure")
+        assert figure.get_attribute("data-scored-at") == scored.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+        assert figure.locator("dt").all_inner_texts() == ["p 1h", "p 2h", "p 4h", "scored (UTC)"]
+        assert figure.locator("dd").all_inner_texts()[:3] == ["42.0%", "61.0%", "78.0%"]
+        assert figure.locator("dd.likely").all_inner_texts() == ["78.0%"]
+        page.screenshot(path=str(tmp_path / "dashboard-analytics.png"), full_page=True)
+        if target := os.environ.get("DASHBOARD_SCREENSHOT"):
+            page.screenshot(path=target.replace(".png", "-analytics.png"), full_page=True)
+        page.select_option("#prediction-symbol", "ETH-USDT")  # no score there: the figure goes
+        page.wait_for_selector("#prediction", state="hidden", timeout=WAIT_MS)
+        assert errors == []
+        page.close()
+
+    small = api_settings(dynamodb_endpoint, store.table)  # no MOD-010/011: the panels stay out
+    with serve(create_app(small, store=store)) as live:
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        requested: list[str] = []
+        page.on("request", lambda req: requested.append(req.url))
+        page.goto(live.url + "/", wait_until="domcontentloaded", timeout=WAIT_MS)
+        page.wait_for_selector("#panel-BTC-USDT[data-loaded=true]", timeout=WAIT_MS)
+        assert page.locator("#backtest").is_hidden()
+        assert page.locator("#prediction").is_hidden()
+        assert not [u for u in requested if "/backtests/" in u or "/predictions/" in u]
         page.close()
