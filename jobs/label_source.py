@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from coattail.chains.labels import LabelBook, WalletLabel, load_labels
 from coattail.contracts.types import from_epoch_us
 from coattail.settings import Settings
-from jobs.sinks.iceberg import qualified
+from jobs.sinks.iceberg import lake_tables, qualified
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -57,7 +57,7 @@ def read_table_labels(
     from pyspark.sql import functions as F
 
     name = qualified(settings, table)
-    if not spark.catalog.tableExists(name):
+    if table not in lake_tables(spark, settings):  # (catalog.tableExists raises on the JDBC catalog)
         return None
     rows = (
         spark.table(name)

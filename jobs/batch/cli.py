@@ -157,6 +157,117 @@ def score_wallets_command(
     _echo_json(summary)
 
 
+@app.command("backtest")
+def backtest_command(
+    start: Annotated[str | None, typer.Option(help="Alerts detected from (ISO, UTC), inclusive")] = None,
+    end: Annotated[str | None, typer.Option(help="Alerts detected until (ISO, UTC), exclusive")] = None,
+    day: Annotated[
+        str | None, typer.Option("--date", help="The daily step instead: this UTC day and the one before")
+    ] = None,
+    as_of_snapshot: Annotated[
+        int | None, typer.Option(help="raw_trades snapshot id to price with (default: the current one)")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="HTML report file or folder (default: <state>/reports/)")
+    ] = None,
+    master: Annotated[str | None, typer.Option(help="Spark master (default: local[2] when embedded)")] = None,
+    tier: Tier = None,
+) -> None:
+    """MOD-011: back-test the alerts of [start, end) against raw_trades (one snapshot) into
+    backtest_results; prints the table and writes the HTML report."""
+    from jobs.batch.backtest import (
+        ALERTS_TABLE,
+        BACKTESTER,
+        BacktestError,
+        backtest_step,
+        backtester,
+        check_range,
+        resolve_snapshot,
+        run_backtest,
+    )
+    from jobs.batch.backtest_report import print_table
+    from jobs.batch.spark import batch_session
+    from jobs.batch.wallets import skipped
+
+    if day is not None and (start or end or as_of_snapshot is not None):
+        fail("give --date (the daily step) or --start/--end [--as-of-snapshot], not both")
+    if day is None and (start is None or end is None):
+        fail("give --start and --end (or --date)")
+    if day is None:
+        begin, finish = parse_time(start or "", "--start"), parse_time(end or "", "--end")
+    settings = _setup(tier)
+    if day is not None and (skip := skipped(settings, BACKTESTER)) is not None:
+        _echo_json(skip)  # the daily step, like the workflow's: skipped where MOD-011 is not in the tier
+        return
+    try:  # checked before Spark starts: a wrong range, id or missing table fails in a second
+        backtester(settings)
+        if day is None:
+            begin, finish = check_range(begin, finish)
+        resolve_snapshot(settings, as_of_snapshot)
+        from jobs.batch import lake
+
+        if lake.existing_table(settings, ALERTS_TABLE) is None:
+            raise BacktestError(f"{ALERTS_TABLE} does not exist yet; no alerts to back-test")
+    except BacktestError as exc:
+        fail(str(exc), 1)
+    spark = batch_session(settings, master=master)
+    try:
+        if day is not None:
+            _echo_json(backtest_step(spark, settings, parse_day(day)))
+            return
+        result = run_backtest(
+            spark, settings, begin, finish, snapshot_id=as_of_snapshot,
+            report_dir=report or settings.state_path("reports"),
+        )  # fmt: skip
+    except BacktestError as exc:
+        fail(str(exc), 1)
+    finally:
+        spark.stop()
+    run = result.run
+    span = f"{run.window_start:%Y-%m-%d %H:%M} to {run.window_end:%Y-%m-%d %H:%M} UTC"
+    print_table(result.rows, title=f"Back-test {span} (as of {run.as_of:%Y-%m-%d %H:%M})")
+    alerts = ", ".join(a.alert_type for a in run.alerts)
+    typer.echo(f"run {run.run_id}: {run.alerts_evaluated} alerts, {run.pending} pending; raised: {alerts}")
+    typer.echo(f"report: {result.report_path}")
+
+
+@app.command("fit-predictor")
+def fit_predictor_command(
+    start: Annotated[str, typer.Option(help="Scored windows from (ISO, UTC), inclusive")],
+    end: Annotated[str, typer.Option(help="Scored windows until (ISO, UTC), exclusive")],
+    output: Annotated[
+        Path | None, typer.Option(help="Coefficients file to write (default: MOD-010's coefficients_file)")
+    ] = None,
+    as_of_snapshot: Annotated[
+        int | None, typer.Option(help="raw_trades snapshot id to label with (default: the current one)")
+    ] = None,
+    master: Annotated[str | None, typer.Option(help="Spark master (default: local[2] when embedded)")] = None,
+    tier: Tier = None,
+) -> None:
+    """MOD-010: fit its logistic regressions on predictive_scores + raw_trades (time-ordered split, no
+    look-ahead); writes the coefficients file with out-of-sample AUC and calibration."""
+    from jobs.batch.predictor import FitError, default_output, fit_predictor, resolve_snapshot
+    from jobs.batch.spark import batch_session
+
+    begin, finish = parse_time(start, "--start"), parse_time(end, "--end")
+    if begin >= finish:
+        fail(f"--start {start!r} must be before --end {end!r}")
+    settings = _setup(tier)
+    try:  # checked before Spark starts: a wrong id or a missing table fails in a second
+        target = output or default_output(settings)
+        snapshot = resolve_snapshot(settings, as_of_snapshot)
+    except FitError as exc:
+        fail(str(exc), 1)
+    spark = batch_session(settings, master=master)
+    try:
+        report = fit_predictor(spark, settings, begin, finish, target, snapshot_id=snapshot)
+    except FitError as exc:
+        fail(str(exc), 1)
+    finally:
+        spark.stop()
+    _echo_json(report.summary())
+
+
 @app.command("refresh-labels")
 def refresh_labels_command(
     master: Annotated[str | None, typer.Option(help="Spark master (default: local[2] when embedded)")] = None,
@@ -213,7 +324,9 @@ def daily_command(
     day: Annotated[str | None, typer.Option("--date", help="UTC day YYYY-MM-DD (default: yesterday)")] = None,
     steps: Annotated[
         str | None,
-        typer.Option(help="Comma-separated subset of backfill,reprocess,quality,wallets,labels,maintain"),
+        typer.Option(
+            help="Comma-separated subset of backfill,reprocess,quality,wallets,labels,backtest,maintain"
+        ),
     ] = None,
     tier: Tier = None,
 ) -> None:

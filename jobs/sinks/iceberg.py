@@ -117,6 +117,19 @@ def insert_new(df: DataFrame, table: str, keys: tuple[str, ...]) -> None:
     df.sparkSession.catalog.dropTempView(view)
 
 
+def lake_tables(spark: SparkSession, settings: Settings) -> set[str]:
+    """The tables of the lake namespace (none when it does not exist yet).
+
+    ``SHOW TABLES``, not ``catalog.tableExists``: asked about a missing table, the Iceberg JDBC catalog
+    without view support raises instead of answering False.
+    """
+    try:
+        rows = spark.sql(f"SHOW TABLES IN {CATALOG}.{settings.lake.namespace}").collect()
+    except Exception:  # no namespace yet: no tables
+        return set()
+    return {str(r["tableName"]) for r in rows}
+
+
 def column_names(columns: str) -> list[str]:
     """Names in a Spark SQL column list (commas inside ``decimal(38,18)`` are not separators)."""
     return [c.strip().split()[0] for c in re.split(r",(?![^()]*\))", columns)]

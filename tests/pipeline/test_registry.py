@@ -27,10 +27,20 @@ def test_small_tier_runs_the_three_cex_detectors() -> None:
     assert detectors[1].alert_types() == ["whale_trade"]
 
 
-def test_unimplemented_module_is_one_clear_sentence() -> None:
+def test_unimplemented_module_is_one_clear_sentence(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(REPO / "config", config)
+    features = yaml.safe_load((config / "features.yaml").read_text())
+    # configured (a name, alert types, a table), not built (no `code`)
+    features["modules"]["MOD-098"] = {
+        "name": "crystal-ball",
+        "alert_types": ["omen"],
+        "output_table": "omens",
+    }
+    (config / "features.yaml").write_text(yaml.safe_dump(features))
     with pytest.raises(ConfigError) as err:
-        ModuleRegistry(load_settings("large")).detectors(["MOD-010"])  # configured, not built
-    assert str(err.value) == "MOD-010 (predictive-scorer) is not implemented yet; choose a tier without it"
+        ModuleRegistry(load_settings("large", config_dir=config)).detectors(["MOD-098"])
+    assert str(err.value) == "MOD-098 (crystal-ball) is not implemented yet; choose a tier without it"
 
 
 def test_adding_a_detector_is_a_class_and_a_config_entry(tmp_path: Path) -> None:

@@ -29,8 +29,8 @@ def test_small_tier_is_the_default() -> None:
 def test_tiers_are_supersets() -> None:
     medium = load_settings("medium", env={})
     large = load_settings("large", env={})
-    # Every tier lists what is built: MOD-010/011 join when they are. The wallet modules read on-chain
-    # events, so the medium tier runs the chain connectors.
+    # The wallet modules read on-chain events, so the medium tier runs the chain connectors; the large
+    # tier adds the on-chain analytics, the predictive scorer and the backtester.
     assert medium.active_modules == [
         "MOD-001",
         "MOD-002",
@@ -40,7 +40,7 @@ def test_tiers_are_supersets() -> None:
         "MOD-006",
         "MOD-007",
     ]
-    assert large.active_modules == [*medium.active_modules, "MOD-008", "MOD-009"]
+    assert large.active_modules == [*medium.active_modules, "MOD-008", "MOD-009", "MOD-010", "MOD-011"]
     assert (
         medium.active_connectors == large.active_connectors == ["binance", "coinbase", "ethereum", "solana"]
     )
