@@ -28,13 +28,14 @@ volume detector's hits there can be told apart from false alarms.
 Planted price moves (``moves=N``, off by default: without them every draw is what it was before
 them): N per base asset, one per equal slot of the run, alternating up and down, each a linear drift
 of 3-5 % of the fair price over 20-40 min on every instrument of the base (the walk is multiplied by
-it, so cross-venue spreads stay as they were). Two of every three are *predictable*: the 30 min before
-the drift (six aligned 5 min windows on one instrument of the base) hold an informed flow episode in
-the move's direction - four whales per window (150K-450K, all on the leading side, or one small
-opposite whale leaving it 0.86-0.92 of the volume) and one volume burst per window whose trades lean
+it, so cross-venue spreads stay as they were). Two of every three are *predictable*: the hour before
+the drift (twelve aligned 5 min windows on every instrument of the base: informed money trades the
+asset on each venue) holds an informed flow episode in the move's direction - four whales per
+window (150K-450K, all on the leading side, or one small opposite whale leaving it 0.86-0.92 of the
+volume) and one volume burst per window whose trades lean
 75 % to the leading side - so MOD-001, MOD-002, MOD-006 and MOD-007 fire there the move's way. The
 others are *unpredictable*: the same drift with nothing planted on the base's instruments before it.
-No background whale, flow episode or background burst lands on a move's base in its 30 min lead-in,
+No background whale, flow episode or background burst lands on a move's base in its 1 h lead-in,
 so what precedes a move is exactly what the truth's ``moves`` says. Move planning and everything it
 adds draw from a random generator of their own (seeded from ``seed``).
 """
@@ -68,8 +69,8 @@ EPISODE_WHALE = (Decimal(150_000), Decimal(450_000))  # every episode whale's re
 FLOW_ONLY_SHARE = (Decimal("0.74"), Decimal("0.78"))  # flow-only: the leading side's share of it
 MOVE_PCT = (3.0, 5.0)  # a planted move's size, % of the fair price
 MOVE_MINUTES = (20, 40)  # its drift's duration
-INFORMED_SECONDS = 1800  # the lead-in before a drift: informed flow (predictable) or nothing
-MOVE_SLOT_MINUTES = 75  # lead-in + the longest drift + 5 quiet minutes: one move per slot and base
+INFORMED_SECONDS = 3600  # the lead-in before a drift: informed flow (predictable) or nothing
+MOVE_SLOT_MINUTES = 105  # lead-in + the longest drift + 5 quiet minutes: one move per slot and base
 MOVE_LEAD_IN = 20 * 60  # the first lead-in starts this far in (MOD-001 needs 10 min of history)
 MOVE_TAIL = 30 * 60  # the last drift ends this long before the end (its 1 h horizon mostly priced)
 INFORMED_SHARE = (Decimal("0.86"), Decimal("0.92"))  # a mixed informed window's leading share
@@ -476,7 +477,8 @@ def _plan_moves(rng: random.Random, t0: int, t1: int, insts: list[Instrument], n
     """``n`` moves per base, one per equal slot (a multiple of 5 min) of the run, placed at random in it.
 
     Directions alternate per base (the bases start opposite ways); every third move is unpredictable.
-    The informed instrument rotates through the base's instruments.
+    The instrument the truth names first rotates through the base's instruments; informed flow
+    trades on all of them.
     """
     first = -(-(t0 + MOVE_LEAD_IN) // EPISODE_SECONDS) * EPISODE_SECONDS
     slot = (t1 - MOVE_TAIL - first) // n // EPISODE_SECONDS * EPISODE_SECONDS
@@ -506,22 +508,25 @@ def _plan_moves(rng: random.Random, t0: int, t1: int, insts: list[Instrument], n
                 windows=[],
                 bursts=[],
             )
-            if mv.predictable:
+            if mv.predictable:  # informed money trades the asset on every venue, not just one
                 flow = "accumulation" if mv.direction == "up" else "distribution"
-                for w in range(mv.lead_in[0], mv.lead_in[1], EPISODE_SECONDS):
-                    burst_minute = w // 60 + rng.randrange(EPISODE_SECONDS // 60)
-                    minutes = [m for m in range(w // 60, (w + EPISODE_SECONDS) // 60) if m != burst_minute]
-                    mv.windows.append(_Episode(inst, w, flow, True, minutes, []))
-                    mv.bursts.append(
-                        {
-                            "exchange": inst.exchange,
-                            "symbol": inst.symbol,
-                            "window_start": _iso_s(burst_minute * 60),
-                            "_s": burst_minute * 60,
-                            "_inst": inst,
-                            "_lead": "buy" if mv.direction == "up" else "sell",
-                        }
-                    )
+                for venue in [inst, *(m for m in members if m is not inst)]:
+                    for w in range(mv.lead_in[0], mv.lead_in[1], EPISODE_SECONDS):
+                        burst_minute = w // 60 + rng.randrange(EPISODE_SECONDS // 60)
+                        minutes = [
+                            m for m in range(w // 60, (w + EPISODE_SECONDS) // 60) if m != burst_minute
+                        ]
+                        mv.windows.append(_Episode(venue, w, flow, True, minutes, []))
+                        mv.bursts.append(
+                            {
+                                "exchange": venue.exchange,
+                                "symbol": venue.symbol,
+                                "window_start": _iso_s(burst_minute * 60),
+                                "_s": burst_minute * 60,
+                                "_inst": venue,
+                                "_lead": "buy" if mv.direction == "up" else "sell",
+                            }
+                        )
             out.append(mv)
     return out
 
@@ -585,6 +590,8 @@ def _move_truth(mv: _Move, whale_by_trade: dict[int, dict[str, Any]]) -> dict[st
 
         windows.append(
             {
+                "exchange": ep.inst.exchange,
+                "symbol": ep.inst.symbol,
                 "window_start": _iso_s(ep.start_s),
                 "window_end": _iso_s(ep.start_s + EPISODE_SECONDS),
                 "whale_event_ids": [w["event_id"] for w in rendered],

@@ -1,5 +1,5 @@
-"""`coattail batch …`: backfill, reprocess, quality, score-wallets, refresh-labels, maintain, history and
-the daily workflow."""
+"""`coattail batch …`: backfill, reprocess, quality, score-wallets, refresh-labels, backtest, fit-predictor,
+maintain, history and the daily workflow."""
 
 from __future__ import annotations
 

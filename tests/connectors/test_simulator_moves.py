@@ -36,7 +36,7 @@ def _epoch(ts: str) -> float:
 @pytest.fixture(scope="module")
 def market() -> tuple[dict[str, object], list[Trade]]:
     """Six and a half hours at 1.5 events/s with four moves per base (BTC, ETH): eight moves."""
-    lines, truth = simulate(seed=7, minutes=390, rate=1.5, start=START, moves=4)
+    lines, truth = simulate(seed=7, minutes=480, rate=1.5, start=START, moves=4)
     return truth, _trades(lines)
 
 
@@ -66,7 +66,7 @@ def test_moves_are_planned_as_asked(market) -> None:  # type: ignore[no-untyped-
             assert 20 * 60 <= end - start <= 40 * 60
             assert start % EPISODE == 0
             assert _epoch(m["informed_end"]) == start
-            assert start - _epoch(m["informed_start"]) == 1800
+            assert start - _epoch(m["informed_start"]) == 3600
             assert _epoch(truth["start"]) < _epoch(m["informed_start"])
             assert end < _epoch(truth["end"])
             if after is not None:
@@ -121,29 +121,35 @@ def _by_window(trades: list[Trade], symbol: str) -> dict[int, list[Trade]]:
 
 
 def test_informed_flow_precedes_the_predictable_moves(market) -> None:  # type: ignore[no-untyped-def]
-    """Each of the six lead-in windows: >= 4 whales, the move's side holding >= 85 % (MOD-006 fires the
-    move's way), a volume spike of |z| > 5 on the informed instrument (MOD-001), a MOD-007 score > 70."""
+    """Each of the twelve lead-in windows on every instrument of the base: >= 4 whales, the move's side
+    holding >= 85 % (MOD-006 fires the move's way), a volume spike of |z| > 5 (MOD-001), a MOD-007 score
+    > 70."""
     truth, trades = market
     t0 = _epoch(truth["start"]) // 60 * 60 + 60
     vols = _window_volumes(trades, t0, _epoch(truth["end"]) // 60 * 60)
     whales = {w["event_id"]: w for w in truth["whales"]}
     predictable = [m for m in truth["moves"] if m["predictable"]]
     assert len(predictable) == 6
+    by_symbol = {
+        sym: _by_window(trades, sym)
+        for sym in {w["symbol"] for m in predictable for w in m["informed_windows"]}
+    }
+    z_of = {key: _zscores(v) for key, v in vols.items()}
     for m in predictable:
         lead = "buy" if m["direction"] == "up" else "sell"
-        windows = _by_window(trades, m["symbol"])
-        zs = _zscores(vols[(m["exchange"], m["symbol"])])
-        assert len(m["informed_windows"]) == 6
+        assert len(m["informed_windows"]) == 12 * len(m["instruments"])
+        assert {f"{w['exchange']}:{w['symbol']}" for w in m["informed_windows"]} == set(m["instruments"])
         assert sorted(m["whale_event_ids"]) == sorted(
             i for w in m["informed_windows"] for i in w["whale_event_ids"]
         )
         for w in m["informed_windows"]:
             start = int(_epoch(w["window_start"]))
-            found = windows[start]
+            found = by_symbol[w["symbol"]][start]
+            zs = z_of[(w["exchange"], w["symbol"])]
             assert sorted(t.event_id for t in found) == sorted(w["whale_event_ids"])
             assert len(found) >= 4
             assert all(whales[t.event_id]["side"] == t.side for t in found)
-            assert all((t.exchange, t.symbol) == (m["exchange"], m["symbol"]) for t in found)
+            assert all((t.exchange, t.symbol) == (w["exchange"], w["symbol"]) for t in found)
             leading = sum((t.quote_volume for t in found if t.side == lead), Decimal(0))
             total = sum((t.quote_volume for t in found), Decimal(0))
             share = float(leading / total)
@@ -209,9 +215,9 @@ def test_defaults_unchanged_and_same_seed_same_output() -> None:
     zero = simulate(seed=3, minutes=20, rate=4, start=START, moves=0)
     assert plain[1]["moves"] == []
     assert orjson.dumps(plain) == orjson.dumps(zero)
-    a = simulate(seed=3, minutes=130, rate=0.5, start=START, moves=1)
-    b = simulate(seed=3, minutes=130, rate=0.5, start=START, moves=1)
-    c = simulate(seed=4, minutes=130, rate=0.5, start=START, moves=1)
+    a = simulate(seed=3, minutes=170, rate=0.5, start=START, moves=1)
+    b = simulate(seed=3, minutes=170, rate=0.5, start=START, moves=1)
+    c = simulate(seed=4, minutes=170, rate=0.5, start=START, moves=1)
     assert a[1]["moves"]
     assert orjson.dumps(a) == orjson.dumps(b)
     assert orjson.dumps(a[1]["moves"]) != orjson.dumps(c[1]["moves"])
@@ -219,16 +225,16 @@ def test_defaults_unchanged_and_same_seed_same_output() -> None:
 
 def test_too_many_moves_for_the_run_is_one_line() -> None:
     with pytest.raises(
-        ValueError, match=r"^5 price moves per base asset need at least 430 simulated minutes$"
+        ValueError, match=r"^5 price moves per base asset need at least 580 simulated minutes$"
     ):
-        simulate(seed=1, minutes=300, rate=1, start=START, moves=5)
+        simulate(seed=1, minutes=400, rate=1, start=START, moves=5)
     with pytest.raises(ValueError, match="negative"):
         simulate(seed=1, minutes=300, rate=1, start=START, moves=-1)
 
 
 def test_cli_plants_moves(tmp_path: Path) -> None:
     out, truth = tmp_path / "raw.jsonl", tmp_path / "truth.json"
-    args = ["--seed", "2", "--minutes", "130", "--rate", "0.5", "--start", "2026-01-05T00:00:00Z",
+    args = ["--seed", "2", "--minutes", "170", "--rate", "0.5", "--start", "2026-01-05T00:00:00Z",
             "--moves", "1"]  # fmt: skip
     cmd = [sys.executable, "-m", "coattail", "simulate", *args, "--exchanges", "binance,coinbase",
            "--out", str(out), "--truth", str(truth)]  # fmt: skip
@@ -241,4 +247,4 @@ def test_cli_plants_moves(tmp_path: Path) -> None:
         [*cmd[:-4], "--moves", "9", "--out", str(out)], capture_output=True, cwd=REPO, timeout=120
     )
     assert bad.returncode != 0
-    assert bad.stderr.decode().strip().splitlines()[-1].endswith("need at least 730 simulated minutes")
+    assert bad.stderr.decode().strip().splitlines()[-1].endswith("need at least 1000 simulated minutes")
