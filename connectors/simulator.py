@@ -32,8 +32,8 @@ it, so cross-venue spreads stay as they were). Two of every three are *predictab
 the drift (twelve aligned 5 min windows on every instrument of the base: informed money trades the
 asset on each venue) holds an informed flow episode in the move's direction - four whales per
 window (150K-450K, all on the leading side, or one small opposite whale leaving it 0.86-0.92 of the
-volume) and one volume burst per window whose trades lean
-75 % to the leading side - so MOD-001, MOD-002, MOD-006 and MOD-007 fire there the move's way. The
+volume; MOD-002 and MOD-006 fire the move's way) and, in its last 30 min, one volume burst per window
+whose trades lean 75 % to the leading side (MOD-001 fires, and MOD-007's score passes 70). The
 others are *unpredictable*: the same drift with nothing planted on the base's instruments before it.
 No background whale, flow episode or background burst lands on a move's base in its 1 h lead-in,
 so what precedes a move is exactly what the truth's ``moves`` says. Move planning and everything it
@@ -76,6 +76,9 @@ MOVE_TAIL = 30 * 60  # the last drift ends this long before the end (its 1 h hor
 INFORMED_SHARE = (Decimal("0.86"), Decimal("0.92"))  # a mixed informed window's leading share
 INFORMED_BURST_NOTIONAL = (10_000.0, 25_000.0)  # burst trades stay far below the whale threshold
 INFORMED_BURST_LEAN = 0.75  # share of an informed burst's trades on the leading side
+# Volume bursts only in the last 30 min of the lead-in: each burst must stand out against a baseline
+# that holds the ones before it, so twelve in an hour would grow without bound.
+BURST_LEAD_IN = 1800
 WHALE_THRESHOLD = Decimal(100_000)  # MOD-002's: every informed whale is above it
 
 
@@ -517,6 +520,8 @@ def _plan_moves(rng: random.Random, t0: int, t1: int, insts: list[Instrument], n
                             m for m in range(w // 60, (w + EPISODE_SECONDS) // 60) if m != burst_minute
                         ]
                         mv.windows.append(_Episode(venue, w, flow, True, minutes, []))
+                        if w < mv.lead_in[1] - BURST_LEAD_IN:  # early in the hour: whales only
+                            continue
                         mv.bursts.append(
                             {
                                 "exchange": venue.exchange,
