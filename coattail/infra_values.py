@@ -37,6 +37,11 @@ REQUIRED_OUTPUTS = (
 # On-chain streams: null unless Terraform created them (enable_onchain_streams, on for the tiers whose
 # connectors include a chain).
 ONCHAIN_OUTPUTS = ("kinesis_onchain_stream_name", "kinesis_onchain_dlq_stream_name")
+# Alerts-out stream: null unless Terraform created it (alerts_out_enabled); older states lack the output.
+ALERTS_OUTPUT = "kinesis_alerts_stream_name"
+# Where the chart takes settings it has no value of its own for: dotted config/features.yaml keys.
+ALERTS_ENABLED_KEY = "alerts_out.enabled"
+ALERTS_STREAM_KEY = "alerts_out.kinesis_stream_name"
 # Tiers whose connectors include a chain (config/tiers): the chart deploys chain connectors there.
 ONCHAIN_TIERS = ("medium", "large")
 TIERS = ("small", "medium", "large")
@@ -137,6 +142,19 @@ def _onchain_streams(outputs: dict[str, Any], tier: str) -> dict[str, str]:
     }
 
 
+def _alerts_out(outputs: dict[str, Any]) -> dict[str, Any]:
+    """Alerts out on the stream Terraform created, as chart `config` values, or {} where it made none.
+
+    The chart has no values of its own for alerts_out, so the settings go through `config.extra`
+    (dotted keys of config/features.yaml, rendered as COATTAIL_* variables); Helm merges this map
+    with any other `config.extra` a later values file sets.
+    """
+    if outputs.get(ALERTS_OUTPUT) is None:
+        return {}
+    stream = _string(outputs, ALERTS_OUTPUT)
+    return {"config": {"extra": {ALERTS_ENABLED_KEY: True, ALERTS_STREAM_KEY: stream}}}
+
+
 def helm_values(outputs: dict[str, Any]) -> dict[str, Any]:
     """Map Terraform outputs to the chart's eks-profile values (exact key shape the chart expects)."""
     region = _region(outputs)
@@ -164,6 +182,7 @@ def helm_values(outputs: dict[str, Any]) -> dict[str, Any]:
             "rawZone": _s3_path(outputs, "raw_zone_path"),
         },
         "hotStore": {"table": _string(outputs, "alerts_table_name"), "region": region},
+        **_alerts_out(outputs),
         "pipeline": {"checkpointLocation": _s3_path(outputs, "checkpoint_location")},
         "serviceAccounts": {c: {"annotations": {ROLE_ANNOTATION: roles[c]}} for c in COMPONENTS},
     }

@@ -44,6 +44,8 @@ module "streams" {
   trades_retention_hours  = var.trades_retention_hours
   onchain_enabled         = local.onchain_enabled
   onchain_retention_hours = var.onchain_retention_hours
+  alerts_enabled          = var.alerts_out_enabled
+  alerts_retention_hours  = var.alerts_out_retention_hours
   kms_key_id              = coalesce(var.kms_key_arn, "alias/aws/kinesis")
 }
 
@@ -109,6 +111,8 @@ module "irsa" {
   onchain_enabled          = local.onchain_enabled
   onchain_stream_arn       = module.streams.onchain_stream_arn
   onchain_dlq_stream_arn   = module.streams.onchain_dlq_stream_arn
+  alerts_out_enabled       = var.alerts_out_enabled
+  alerts_stream_arn        = module.streams.alerts_stream_arn
   bucket_arns              = module.lakehouse.bucket_arns
   glue_catalog_arn         = module.catalog.catalog_arn
   glue_database_arn        = module.catalog.database_arn

@@ -66,6 +66,16 @@ output "kinesis_onchain_dlq_stream_arn" {
   value       = module.streams.onchain_dlq_stream_arn
 }
 
+output "kinesis_alerts_stream_name" {
+  description = "Alerts-out stream (alerts_out.kinesis_stream_name), or null when alerts_out_enabled is off."
+  value       = module.streams.alerts_stream_name
+}
+
+output "kinesis_alerts_stream_arn" {
+  description = "ARN of the alerts-out stream, or null when alerts_out_enabled is off."
+  value       = module.streams.alerts_stream_arn
+}
+
 output "alerts_table_name" {
   description = "DynamoDB alerts table."
   value       = module.hot_store.table_name

@@ -179,7 +179,7 @@ variable "trades_retention_hours" {
 }
 
 variable "enable_onchain_streams" {
-  description = "Create the on-chain events stream and its dead-letter stream, with the chain connectors' and the pipeline's grants on them. Null: on for the large tier, whose connectors include ethereum and solana."
+  description = "Create the on-chain events stream and its dead-letter stream, with the chain connectors' and the pipeline's grants on them. Null: on for the medium and large tiers, whose connectors include ethereum and solana."
   type        = bool
   default     = null
 }
@@ -192,6 +192,23 @@ variable "onchain_retention_hours" {
   validation {
     condition     = var.onchain_retention_hours >= 24 && var.onchain_retention_hours <= 8760
     error_message = "onchain_retention_hours must be between 24 and 8760."
+  }
+}
+
+variable "alerts_out_enabled" {
+  description = "Create the alerts-out Kinesis stream <prefix>-<environment>-alerts and let the pipeline's role put to it, for alerts_out.enabled in the chart (`coattail infra helm-values` turns it on with this stream's name). Off by default: publishing alerts out is opt-in."
+  type        = bool
+  default     = false
+}
+
+variable "alerts_out_retention_hours" {
+  description = "Retention of the alerts-out stream in hours: how long a consumer may lag behind."
+  type        = number
+  default     = 24
+
+  validation {
+    condition     = var.alerts_out_retention_hours >= 24 && var.alerts_out_retention_hours <= 8760
+    error_message = "alerts_out_retention_hours must be between 24 and 8760."
   }
 }
 

@@ -181,6 +181,52 @@ def test_spark_reads_onchain_and_dead_letters_it(module: Loader) -> None:
     assert not {a for a in as_list(dlq["actions"]) if a.startswith("kinesis:Get")}
 
 
+KINESIS_PUT = {
+    "kinesis:DescribeStreamSummary",
+    "kinesis:ListShards",
+    "kinesis:PutRecord",
+    "kinesis:PutRecords",
+}
+ALERTS_STREAM = "${var.alerts_stream_arn}"
+
+
+def _gated_dynamic(module: Loader, component: str, sid: str, gate: str) -> dict[str, Any] | None:
+    """The content of dynamic statement `sid` of a policy (its for_each must be `gate`), or None."""
+    document = _documents(module("iam"))[component]
+    for dynamic in blocks_of(document, "dynamic"):
+        body = _labelled(dynamic["statement"])
+        if block(body, "content")["sid"] == sid:
+            assert body["for_each"] == gate, f"{component}/{sid} is not gated on {gate}"
+            return block(body, "content")
+    return None
+
+
+def test_alerts_grant_exists_only_with_the_stream(module: Loader) -> None:
+    tree = module("iam")
+    gate = tree["locals"]["alerts_out"]
+    assert squash(gate).replace("'", '"') == squash('${var.alerts_out_enabled ? ["alerts"] : []}')
+    assert tree["variable"]["alerts_out_enabled"]["default"] is False
+    assert tree["variable"]["alerts_stream_arn"]["default"] is None
+
+
+def test_spark_publishes_alerts_to_the_alerts_stream_only(module: Loader) -> None:
+    publish = _gated_dynamic(module, "spark", "PublishAlerts", "${local.alerts_out}")
+    assert publish is not None, "spark has no PublishAlerts statement"
+    assert set(as_list(publish["actions"])) == KINESIS_PUT
+    assert as_list(publish["resources"]) == [ALERTS_STREAM]
+    # No other spark statement names the stream, and none reads it.
+    others = [s for s in _policy(module, "spark") if s["sid"] != "PublishAlerts"]
+    assert not any(ALERTS_STREAM in as_list(s["resources"]) for s in others)
+
+
+@pytest.mark.parametrize("component", sorted(COMPONENTS - {"spark"}))
+def test_no_other_role_touches_the_alerts_stream(module: Loader, component: str) -> None:
+    assert _gated_dynamic(module, component, "PublishAlerts", "${local.alerts_out}") is None
+    for statement in _policy(module, component):
+        resources = as_list(statement["resources"])
+        assert not any("alerts_stream" in r for r in resources), f"{component}/{statement['sid']}"
+
+
 def test_api_only_reads_the_alerts_table(module: Loader) -> None:
     statements = _policy(module, "api")
     actions = _actions(statements)

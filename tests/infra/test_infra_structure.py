@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from coattail.hotstore import ALERTS_TABLE
-from coattail.infra_values import ONCHAIN_OUTPUTS, REQUIRED_OUTPUTS
+from coattail.infra_values import ALERTS_OUTPUT, ONCHAIN_OUTPUTS, REQUIRED_OUTPUTS
 from tests.infra.conftest import INFRA, MODULES, as_list, as_map, block, blocks_of, squash
 
 pytestmark = pytest.mark.infra
@@ -130,6 +131,51 @@ def test_onchain_streams_follow_the_tier(root: dict[str, Any]) -> None:
     assert irsa["onchain_enabled"] == "${local.onchain_enabled}"
     assert irsa["onchain_stream_arn"] == "${module.streams.onchain_stream_arn}"
     assert irsa["onchain_dlq_stream_arn"] == "${module.streams.onchain_dlq_stream_arn}"
+
+
+def test_alerts_stream_is_gated_encrypted_and_one_shard(module: Loader) -> None:
+    tree = module("kinesis")
+    stream = _resource(tree, "aws_kinesis_stream", "alerts")
+    assert stream["count"] == "${var.alerts_enabled ? 1 : 0}"
+    assert tree["variable"]["alerts_enabled"]["default"] is False
+    assert stream["encryption_type"] == "KMS"
+    assert stream["kms_key_id"] == "${var.kms_key_id}"
+    # Alerts are a trickle: one provisioned shard, cheaper than an idle on-demand stream.
+    assert block(stream, "stream_mode_details")["stream_mode"] == "PROVISIONED"
+    assert stream["shard_count"] == "${var.alerts_shard_count}"
+    assert tree["variable"]["alerts_shard_count"]["default"] == 1
+    assert stream["retention_period"] == "${var.alerts_retention_hours}"
+    assert tree["variable"]["alerts_retention_hours"]["default"] == 24
+    outputs = tree["output"]
+    assert squash(outputs["alerts_stream_name"]["value"]) == "${one(aws_kinesis_stream.alerts[*].name)}"
+    assert squash(outputs["alerts_stream_arn"]["value"]) == "${one(aws_kinesis_stream.alerts[*].arn)}"
+
+
+def test_alerts_stream_name_is_the_one_the_publisher_defaults_to(module: Loader) -> None:
+    """<name>-alerts: `coattail-alerts` (alerts_out.kinesis_stream_name's default) for name=coattail."""
+    from coattail.settings import load_settings
+
+    name = _resource(module("kinesis"), "aws_kinesis_stream", "alerts")["name"]
+    assert name == "${var.name}-alerts"
+    default = load_settings("small").alerts_out.kinesis_stream_name
+    assert name.replace("${var.name}", "coattail") == default
+
+
+def test_alerts_stream_is_opt_in_at_the_root(root: dict[str, Any]) -> None:
+    assert root["variable"]["alerts_out_enabled"]["default"] is False
+    assert root["variable"]["alerts_out_retention_hours"]["default"] == 24
+    streams = root["module"]["streams"]
+    assert streams["alerts_enabled"] == "${var.alerts_out_enabled}"
+    assert streams["alerts_retention_hours"] == "${var.alerts_out_retention_hours}"
+    irsa = root["module"]["irsa"]
+    assert irsa["alerts_out_enabled"] == "${var.alerts_out_enabled}"
+    assert irsa["alerts_stream_arn"] == "${module.streams.alerts_stream_arn}"
+    outputs = root["output"]
+    assert outputs[ALERTS_OUTPUT]["value"] == "${module.streams.alerts_stream_name}"
+    assert outputs["kinesis_alerts_stream_arn"]["value"] == "${module.streams.alerts_stream_arn}"
+    # checkov's all-options run must see the gated stream too.
+    all_features = (Path(__file__).parent / "fixtures" / "all-features.tfvars").read_text(encoding="utf-8")
+    assert re.search(r"^alerts_out_enabled\s*=\s*true$", all_features, re.MULTILINE)
 
 
 def test_streams_default_to_the_aws_managed_kinesis_key(root: dict[str, Any]) -> None:
@@ -331,6 +377,7 @@ VALIDATED = (
     "kms_key_arn",
     "trades_retention_hours",
     "onchain_retention_hours",
+    "alerts_out_retention_hours",
 )
 
 
@@ -385,7 +432,7 @@ def test_tier_choices(root: dict[str, Any]) -> None:
 
 
 def test_outputs_cover_what_the_chart_needs(root: dict[str, Any]) -> None:
-    missing = {*REQUIRED_OUTPUTS, *ONCHAIN_OUTPUTS} - set(root["output"])
+    missing = {*REQUIRED_OUTPUTS, *ONCHAIN_OUTPUTS, ALERTS_OUTPUT} - set(root["output"])
     assert not missing, f"outputs.tf lacks {sorted(missing)}, which `coattail infra helm-values` reads"
 
 

@@ -133,6 +133,52 @@ def test_half_the_onchain_streams_is_one_clear_line() -> None:
     assert "terraform output is missing 'kinesis_onchain_dlq_stream_name'" in result.stderr
 
 
+def _with_alerts(stream: Any = "coattail-dev-alerts") -> dict[str, Any]:
+    """The fixture as Terraform reports it with alerts_out_enabled (the alerts-out stream created)."""
+    outputs = _outputs()
+    outputs["kinesis_alerts_stream_name"]["value"] = stream
+    outputs["kinesis_alerts_stream_arn"]["value"] = (
+        f"arn:aws:kinesis:us-west-2:123456789012:stream/{stream}" if stream else stream
+    )
+    return outputs
+
+
+def test_alerts_stream_turns_alerts_out_on_through_config_extra() -> None:
+    result = _run(["-"], stdin=json.dumps(_with_alerts()))
+    assert result.exit_code == 0, result.output
+    values = yaml.safe_load(result.stdout)
+    assert values["config"] == {
+        "extra": {"alerts_out.enabled": True, "alerts_out.kinesis_stream_name": "coattail-dev-alerts"}
+    }
+    # Everything else is as without the stream, and `config` sits where the chart has it (after hotStore).
+    assert {k: v for k, v in values.items() if k != "config"} == EXPECTED
+    keys = list(values)
+    assert keys.index("config") == keys.index("hotStore") + 1
+
+
+def test_alerts_out_is_left_alone_where_terraform_made_no_stream() -> None:
+    assert _outputs()["kinesis_alerts_stream_name"]["value"] is None
+    values = yaml.safe_load(_run([str(OUTPUTS)]).stdout)
+    assert "config" not in values
+
+
+def test_state_from_before_the_alerts_stream_is_accepted() -> None:
+    # An older `terraform output -json` has no alerts outputs at all: alerts_out stays as configured.
+    outputs = _outputs()
+    del outputs["kinesis_alerts_stream_name"], outputs["kinesis_alerts_stream_arn"]
+    result = _run(["-"], stdin=json.dumps(outputs))
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(result.stdout) == EXPECTED
+
+
+def test_empty_alerts_stream_name_is_one_clear_line() -> None:
+    result = _run(["-"], stdin=json.dumps(_with_alerts("")))
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: terraform output 'kinesis_alerts_stream_name' must be a non-empty string, got ''"
+    )
+
+
 def _broken(**changes: Any) -> str:
     outputs = _outputs()
     for name, value in changes.items():

@@ -27,6 +27,8 @@ locals {
 
   # Where no chain runs there are no on-chain streams, and no statement names them.
   onchain = var.onchain_enabled ? ["onchain"] : []
+  # Likewise the alerts-out stream: no stream, no grant.
+  alerts_out = var.alerts_out_enabled ? ["alerts"] : []
 
   spark_buckets = [for zone in ["raw", "processed", "checkpoint"] : var.bucket_arns[zone]]
   batch_buckets = [for zone in ["raw", "processed"] : var.bucket_arns[zone]]
@@ -144,6 +146,23 @@ data "aws_iam_policy_document" "spark" {
     effect    = "Allow"
     actions   = ["kinesis:DescribeStreamSummary", "kinesis:PutRecord", "kinesis:PutRecords"]
     resources = [var.dlq_stream_arn]
+  }
+
+  # Alerts out: the AlertPublisher checks the stream at start (DescribeStreamSummary) and puts every
+  # new alert once (PutRecords); the only role that may write the stream.
+  dynamic "statement" {
+    for_each = local.alerts_out
+    content {
+      sid    = "PublishAlerts"
+      effect = "Allow"
+      actions = [
+        "kinesis:DescribeStreamSummary",
+        "kinesis:ListShards",
+        "kinesis:PutRecord",
+        "kinesis:PutRecords",
+      ]
+      resources = [var.alerts_stream_arn]
+    }
   }
 
   statement {

@@ -57,6 +57,18 @@ variable "onchain_dlq_stream_arn" {
   default     = null
 }
 
+variable "alerts_out_enabled" {
+  description = "The alerts-out stream exists: let the pipeline put its new alerts to it."
+  type        = bool
+  default     = false
+}
+
+variable "alerts_stream_arn" {
+  description = "ARN of the alerts-out stream; used when alerts_out_enabled is true."
+  type        = string
+  default     = null
+}
+
 variable "bucket_arns" {
   description = "Bucket ARN per zone: raw, processed, checkpoint, query-results."
   type        = map(string)

@@ -37,3 +37,13 @@ output "onchain_dlq_stream_arn" {
   description = "ARN of the on-chain dead-letter stream, or null when on-chain streams are off."
   value       = one(aws_kinesis_stream.onchain_dlq[*].arn)
 }
+
+output "alerts_stream_name" {
+  description = "Name of the alerts-out stream, or null when alerts out is off."
+  value       = one(aws_kinesis_stream.alerts[*].name)
+}
+
+output "alerts_stream_arn" {
+  description = "ARN of the alerts-out stream, or null when alerts out is off."
+  value       = one(aws_kinesis_stream.alerts[*].arn)
+}
