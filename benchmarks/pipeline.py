@@ -10,7 +10,10 @@ Prints, from one run on the same data:
    machine), alert latency p50/p99 per alert type: whale (trade time → DynamoDB), volume spike early
    (burst trade → its early alert) and final (window end + watermark → the closed window's alert), spread
    (window end + watermark → alert), from SOL instruments with 12 minutes of history and a burst plus a
-   dislocation every minute; and the peak RSS of the pipeline (driver JVM + Python workers).
+   dislocation every minute; whale trade -> webhook POST (alerts out on: the router publishes to the
+   run's alerts topic, the dispatcher thread POSTs to a local HTTP server); each query's median batch
+   phases (Spark's durationMs); and the peak RSS of the pipeline alone (PySpark driver + Spark JVM +
+   Python workers, not the broker or DynamoDB Local).
 
 Uses KAFKA_BOOTSTRAP_SERVERS / DYNAMODB_ENDPOINT when set, else starts the local services itself.
     .venv/bin/python benchmarks/pipeline.py [--events 2000000] [--rates 1000,5000,10000] [--seconds 150]
@@ -201,13 +204,33 @@ def wait_caught_up(queries: list[Any], target: dict[str, int], timeout: float = 
     raise TimeoutError("the pipeline did not catch up")
 
 
-def settings_for(topic: str, kafka: str, dynamodb: str, state: Path, max_offsets: int) -> Any:
-    """The shipped pipeline settings (triggers, pools, state store, table properties) on this topic."""
+def settings_for(
+    topic: str, kafka: str, dynamodb: str, state: Path, max_offsets: int, webhook: str = ""
+) -> Any:
+    """The shipped pipeline settings (triggers, pools, state store, table properties) on this topic;
+    with ``webhook``, alerts out on: the run's own alerts topic, whale alerts POSTed there as JSON."""
     from coattail.settings import load_settings
 
+    out = {
+        "alerts_out.enabled": True,
+        "alerts_out.topic": f"alerts-{topic}",
+        "alerts_out.dead_letter_topic": f"alerts-dlq-{topic}",
+        "alerts_out.consumer_group": f"webhooks-{topic}",
+        "alerts_out.webhooks": [
+            {
+                "name": "bench",
+                "url": webhook,
+                "format": "json",
+                "alert_types": ["whale_trade"],
+                "rate_per_minute": 60_000,  # the latency of the path, not of a rate limit
+                "burst": 1000,
+            }
+        ],
+    }
     return load_settings(
         "small",
         overrides={
+            **(out if webhook else {}),
             "stream.kafka.bootstrap_servers": kafka,
             "stream.kafka.topic": topic,
             "hot_store.endpoint_url": dynamodb,
@@ -271,8 +294,10 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
-def pipeline_rss_mb() -> float:
-    """Resident memory of this process and its children (the Spark JVM, Python workers), MiB."""
+def pipeline_rss_mb(jvm: int) -> float:
+    """Resident memory of the pipeline alone, MiB: this process (the PySpark driver) plus the Spark JVM
+    and its children (Python workers) — not the broker, DynamoDB Local or the producer, which are
+    children of this process too."""
     me = os.getpid()
     total = 0
     for status in Path("/proc").glob("[0-9]*/status"):
@@ -281,9 +306,54 @@ def pipeline_rss_mb() -> float:
         except OSError:
             continue
         pid, ppid = int(status.parent.name), int(fields.get("PPid", "0").strip() or 0)
-        if pid == me or _descends(ppid, me):
+        if pid in (me, jvm) or _descends(ppid, jvm):
             total += int(fields.get("VmRSS", "0 kB").split()[0])
     return total / 1024
+
+
+def spark_jvm_pid(spark: Any) -> int:
+    """The pid of the JVM PySpark launched (spark-submit's launcher script execs java in place)."""
+    return int(spark.sparkContext._gateway.proc.pid)
+
+
+class WebhookReceiver:
+    """A local HTTP endpoint that answers 200 and notes when each alert arrived (JSON bodies)."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        arrived: dict[str, tuple[str, float]] = {}
+        self.arrived = arrived
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                now = time.time()
+                alert = json.loads(body)
+                arrived.setdefault(alert["alert_id"], (alert["detected_at"], now))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def latencies(self, since: float) -> list[float]:
+        """Trade time (a whale alert's detected_at) -> the POST reaching this server."""
+        out = []
+        for detected, at in self.arrived.values():
+            trade = datetime.fromisoformat(detected.replace("Z", "+00:00")).timestamp()
+            if trade >= since:
+                out.append(at - trade)
+        return out
+
+    def close(self) -> None:
+        self.server.shutdown()
 
 
 def _descends(pid: int, root: int, depth: int = 6) -> bool:
@@ -310,6 +380,7 @@ def main() -> None:
     parser.add_argument("--timing", action="store_true", help="log per-batch timings of the lake query")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--peers", action="store_true", help="also run benchmarks/peers on the same topic")
+    parser.add_argument("--shuffle-partitions", type=int, default=2, help="state partitions (2 = cores)")
     args = parser.parse_args()
     if args.timing:
         import logging
@@ -356,7 +427,9 @@ def run(args: argparse.Namespace, state: Path, kafka: str, dynamodb: str) -> Non
     print(f"filled {bulk}: {args.events} events in {time.monotonic() - t0:.1f}s", flush=True)
 
     settings = settings_for(bulk, kafka, dynamodb, state, max_offsets=100_000)
-    spark = build_session(settings, app_name="coattail-bench", master="local[2]", shuffle_partitions=2)
+    spark = build_session(
+        settings, app_name="coattail-bench", master="local[2]", shuffle_partitions=args.shuffle_partitions
+    )
     try:
         if not args.skip_throughput:
             throughput(spark, settings, target, state, args.events)
@@ -407,14 +480,22 @@ def live_latency(
 
     from coattail.contracts import alert_id
     from jobs.framework.runner import PipelineRunner
+    from jobs.outbound.dispatcher import start_thread
+    from jobs.outbound.publisher import AlertPublisher
 
     topic = f"bench-live-{tag}"
     create_topic(kafka, topic)
     sol_history(kafka, topic)
-    live = settings_for(topic, kafka, dynamodb, state, max_offsets=200_000)
+    receiver = WebhookReceiver()
+    live = settings_for(topic, kafka, dynamodb, state, max_offsets=200_000, webhook=receiver.url)
     hot = RecordingHotStore(live)
-    runner = PipelineRunner(spark, live, hot=hot)  # type: ignore[arg-type]
+    # As `coattail pipeline run` does with alerts_out on: the router publishes, a dispatcher thread POSTs.
+    publisher = AlertPublisher(live, store=hot.inner.store)
+    stop_dispatch = threading.Event()
+    dispatcher = start_thread(live, stop_dispatch)
+    runner = PipelineRunner(spark, live, hot=hot, publisher=publisher)  # type: ignore[arg-type]
     runner.start()
+    jvm = spark_jvm_pid(spark)
     time.sleep(20)  # the first batches, table set-up and the SOL history pass
     plan_file = state / f"plan-{tag}.json"
     peak = [0.0]
@@ -422,7 +503,7 @@ def live_latency(
 
     def sample() -> None:
         while not sampling.wait(1.0):
-            peak[0] = max(peak[0], pipeline_rss_mb())
+            peak[0] = max(peak[0], pipeline_rss_mb(jvm))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -435,7 +516,13 @@ def live_latency(
     target = end_offsets(kafka, topic)
     lag_s = wait_caught_up(runner.queries, target, timeout=600)
     time.sleep(5)
+    phases = batch_phases(runner.queries, since=started)
     runner.stop()
+    time.sleep(2)  # the dispatcher's last POSTs
+    stop_dispatch.set()
+    dispatcher.join(30)
+    publisher.close()
+    receiver.close()
     sampling.set()
     plan = json.loads(plan_file.read_text())
     # Whale alerts carry the trade's own time: trade -> DynamoDB, nothing else mixed in.
@@ -455,11 +542,13 @@ def live_latency(
             spread.append(hot.final[aid] - (window.timestamp() + 30 + 15))
     print(
         f"live {rate:,} events/s for {seconds:.0f}s ({sum(target.values()):,} events): backlog drained "
-        f"{lag_s:.0f}s after the producer stopped; peak RSS {peak[0]:,.0f} MiB",
+        f"{lag_s:.0f}s after the producer stopped; peak RSS of the pipeline (driver + Spark JVM + "
+        f"Python workers) {peak[0]:,.0f} MiB",
         flush=True,
     )
     for name, values, planted in (
         ("whale (trade -> DynamoDB)", whales, None),
+        ("whale (trade -> webhook POST, via the alerts topic)", receiver.latencies(started), None),
         ("volume spike early (tipping trade -> alert)", early, len(plan["bursts"])),
         ("volume spike final (window end + watermark -> alert)", final, len(plan["bursts"])),
         ("spread (window end + watermark -> alert)", spread, len(plan["dislocations"])),
@@ -470,6 +559,26 @@ def live_latency(
             print(f"  {name}: n={len(values)}{of}, p50 {p50:.2f}s, p99 {p99:.2f}s", flush=True)
         else:
             print(f"  {name}: none recorded{of}", flush=True)
+    for line in phases:
+        print(f"  {line}", flush=True)
+
+
+def batch_phases(queries: list[Any], since: float) -> list[str]:
+    """Per query: micro-batches in the live run and the median milliseconds of each phase of one (Spark's
+    own durationMs) — where a trade waits between the broker and the sink."""
+    lines = []
+    for q in queries:
+        runs = [
+            p for p in q.recentProgress
+            if datetime.fromisoformat(p["timestamp"].replace("Z", "+00:00")).timestamp() >= since
+        ]  # fmt: skip
+        if not runs:
+            continue
+        keys = sorted({k for p in runs for k in p.get("durationMs", {})})
+        medians = {k: statistics.median(p["durationMs"].get(k, 0) for p in runs) for k in keys}
+        shown = ", ".join(f"{k} {v:.0f}" for k, v in sorted(medians.items(), key=lambda kv: -kv[1]) if v)
+        lines.append(f"{q.name}: {len(runs)} batches, median ms: {shown}")
+    return lines
 
 
 if __name__ == "__main__":

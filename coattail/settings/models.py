@@ -99,11 +99,12 @@ class LakeSettings(_Section):
 
 class PipelineSettings(_Section):
     checkpoint_location: str = ""
-    trigger_interval_seconds: float = Field(10, gt=0)  # the lake path's commit cadence
+    trigger_interval_seconds: float = Field(30, gt=0)  # the lake path's commit cadence
     alert_trigger_seconds: float = Field(1, gt=0)  # per-trade alerts (stateless detectors), no Iceberg
     window_trigger_seconds: float = Field(2, gt=0)  # stateful detectors: a closed window's delay
     starting_offsets: Literal["earliest", "latest"] = "earliest"
     max_offsets_per_trigger: int = Field(200_000, gt=0)
+    lake_max_offsets_per_trigger: int = Field(1_000_000, gt=0)  # per lake batch: / its trigger = its ceiling
     lake_min_offsets_per_trigger: int = Field(0, ge=0)  # 0: off; else fewer, bigger lake commits
     lake_max_trigger_delay_seconds: float = Field(60, gt=0)  # ... but never wait longer than this
     shuffle_partitions: int = Field(4, ge=1)

@@ -219,8 +219,14 @@ class PipelineRunner:
         for d in detectors:
             if not d.stateful:
                 # Rows finish() cannot handle are dead-lettered by the lake path (same rows there).
+                t0 = time.monotonic()
                 result, _ = d.finish_guarded([r.asDict() for r in d.process(good).collect()])
+                t1 = time.monotonic()
                 self.router.to_hot(result.alerts)
+                log.debug(
+                    "alert batch %s: detect %.2fs, %d alert(s) to the hot store %.2fs",
+                    d.module_id, t1 - t0, len(result.alerts), time.monotonic() - t1,
+                )  # fmt: skip
 
     def _ingest(self, df: DataFrame, batch_id: int) -> None:
         """The lake path: raw_trades, dead letters, the stateless detectors' rows and alerts."""
@@ -289,12 +295,20 @@ class PipelineRunner:
     def _emit(self, detector: BaseDetector, output: DataFrame, batch_id: int) -> DetectorResult:
         self._pool(ALERT_POOL)
         key, check = self._batch_key(detector.module_id, batch_id)
+        t0 = time.monotonic()
         result = self._detect(detector, output, detector.module_id, batch_id)
+        t1 = time.monotonic()
         self.router.to_hot([*result.early, *result.alerts])  # a final alert replaces its early one
         self.router.retract(result.retracted)
         self.router.points_to_hot(detector, result.records)  # the dashboard's charts: every window
         self.router.records_to_hot(detector, result.records)  # e.g. MOD-004's wallet store
+        t2 = time.monotonic()
         self._to_lake(detector, result, key, check)
+        log.debug(
+            "window batch %s %d: detect %.2fs, hot %.2fs (%d alert(s), %d early), lake %.2fs (%d row(s))",
+            detector.module_id, batch_id, t1 - t0, t2 - t1, len(result.alerts), len(result.early),
+            time.monotonic() - t2, len(result.records),
+        )  # fmt: skip
         return result
 
     def _detect(self, detector: BaseDetector, output: DataFrame, query: str, batch_id: int) -> DetectorResult:

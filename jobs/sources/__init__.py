@@ -23,7 +23,7 @@ def raw_stream(
     """The trade stream (``onchain``: the OnchainEvent topic/stream instead); ``lake``: the lake path's
     reader (may wait for bigger batches)."""
     if settings.stream.backend == "kinesis":
-        return kinesis_stream(spark, settings, onchain=onchain)
+        return kinesis_stream(spark, settings, lake=lake, onchain=onchain)
     return kafka_stream(spark, settings, lake=lake, onchain=onchain)
 
 
@@ -42,7 +42,7 @@ def kafka_stream(
         .option("kafka.bootstrap.servers", kafka_bootstrap(settings))
         .option(*subscription)
         .option("startingOffsets", p.starting_offsets)
-        .option("maxOffsetsPerTrigger", str(p.max_offsets_per_trigger))
+        .option("maxOffsetsPerTrigger", str(max_per_trigger(settings, lake)))
     )
     if lake and p.lake_min_offsets_per_trigger:  # fewer, bigger Iceberg commits, bounded delay
         reader = reader.option("minOffsetsPerTrigger", str(p.lake_min_offsets_per_trigger)).option(
@@ -56,7 +56,15 @@ def kafka_stream(
     )
 
 
-def kinesis_stream(spark: SparkSession, settings: Settings, *, onchain: bool = False) -> DataFrame:
+def max_per_trigger(settings: Settings, lake: bool) -> int:
+    """Records one micro-batch may read: the lake path, on a slower trigger, gets its own larger bound."""
+    p = settings.pipeline
+    return p.lake_max_offsets_per_trigger if lake else p.max_offsets_per_trigger
+
+
+def kinesis_stream(
+    spark: SparkSession, settings: Settings, *, lake: bool = False, onchain: bool = False
+) -> DataFrame:
     from pyspark.sql import functions as F
 
     from jobs.sources.kinesis import FORMAT, KinesisDataSource
@@ -70,7 +78,7 @@ def kinesis_stream(spark: SparkSession, settings: Settings, *, onchain: bool = F
         .option("region", k.region)
         .option("endpointUrl", k.endpoint_url)
         .option("startingPosition", "TRIM_HORIZON" if p.starting_offsets == "earliest" else "LATEST")
-        .option("maxRecordsPerTrigger", str(p.max_offsets_per_trigger))
+        .option("maxRecordsPerTrigger", str(max_per_trigger(settings, lake)))
         .load()
     )
     return raw.select(

@@ -121,7 +121,12 @@ def test_simulated_market_end_to_end_with_restart(
         kafka_bootstrap,
         dynamodb_endpoint,
         unique_name,
-        **{"pipeline.max_offsets_per_trigger": 1500, "tier": tier},
+        # Small batches on every query, the lake path's too: the kill falls mid-stream.
+        **{
+            "pipeline.max_offsets_per_trigger": 1500,
+            "pipeline.lake_max_offsets_per_trigger": 1500,
+            "tier": tier,
+        },
     )
     env = {
         **os.environ,

@@ -217,3 +217,16 @@ def test_config_check_refuses_a_keys_file_without_keys(tmp_path: Path, content: 
     ok = _coattail("config", "check", env={"COATTAIL_API__API_KEYS_FILE": str(keys)})
     assert ok.returncode == 0, ok.stderr
     assert "1 API key(s)" in ok.stdout
+
+
+def test_the_lake_reader_has_its_own_bound_sized_for_its_slower_trigger() -> None:
+    """bound / trigger is a query's catch-up ceiling: the lake path's must not fall below the live rate."""
+    from jobs.sources import max_per_trigger
+
+    s = load_settings("small")
+    assert max_per_trigger(s, lake=False) == s.pipeline.max_offsets_per_trigger
+    assert max_per_trigger(s, lake=True) == s.pipeline.lake_max_offsets_per_trigger
+    ceiling = s.pipeline.lake_max_offsets_per_trigger / s.pipeline.trigger_interval_seconds
+    assert ceiling >= 20_000  # the small tier's sustained-rate goal (issue 12)
+    tuned = load_settings("small", overrides={"pipeline.lake_max_offsets_per_trigger": 1500})
+    assert max_per_trigger(tuned, lake=True) == 1500
