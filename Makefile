@@ -6,7 +6,7 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 setup: ## Install everything from the registries (idempotent; a second run only verifies)
-	@bash scripts/setup.sh
+	@bash scripts/setup.sh && bash scripts/setup.sh cluster
 
 demo: ## Run the whole pipeline on the embedded profile (sets itself up first)
 	@TIER="$(TIER)" bash scripts/demo.sh

@@ -4,6 +4,9 @@
 #   jvm     Kafka broker, DynamoDB Local and Spark extras (mvn dependency:copy-dependencies)
 #   tools   helm, helm-unittest, kubeconform, actionlint, helm-docs (go install into .tools/bin)
 #   crds    SparkApplication CRD + JSON schema from the kubeflow spark-operator Go module
+#   cluster (only when named) the local control plane's binaries: k8s-local/cluster/build.sh builds
+#           etcd, Kubernetes, kwok, the spark-operator and promtool from the Go module proxy (10-25 min
+#           cold), so scripts/test.sh runs it as a step of its own after the rest
 # plus any extra steps in scripts/setup.d/*.sh. Each step keeps a stamp keyed on its inputs, so a
 # second run only verifies. Usage: scripts/setup.sh [step ...]   (default: all steps)
 set -euo pipefail
@@ -107,8 +110,9 @@ main() {
   for s in "${steps[@]}"; do
     case "$s" in
       python|jvm|tools|crds) "step_$s" ;;
+      cluster) bash "$ROOT/k8s-local/cluster/build.sh" ;;
       extras) for extra in "$ROOT"/scripts/setup.d/*.sh; do [ -e "$extra" ] && bash "$extra"; done ;;
-      *) die "unknown set-up step '$s' (known: python jvm tools crds extras)" ;;
+      *) die "unknown set-up step '$s' (known: python jvm tools crds extras cluster)" ;;
     esac
   done
   log "set-up complete"
