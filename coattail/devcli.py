@@ -10,11 +10,13 @@ from rich.table import Table
 
 from coattail.cliutil import fail
 from coattail.devservices import DevServices, ServiceError, ServiceInfo
+from coattail.devservices.cluster.cli import app as cluster_app
 from coattail.devservices.jars import MissingDependencyError
 from coattail.settings import load_settings
 from coattail.settings.paths import state_dir
 
 app = typer.Typer(no_args_is_help=True)
+app.add_typer(cluster_app, name="cluster")
 console = Console()
 
 
