@@ -159,9 +159,12 @@ def submit_and_wait(
             why = app_state.get("errorMessage") or "see the driver log"
             raise SparkApplicationError(f"SparkApplication {name} ended {state}: {why}")
         if clock() >= deadline:
-            api.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-            raise SparkApplicationError(
-                f"SparkApplication {name} still {state or 'pending'} after {timeout_seconds:.0f} s; "
-                "deleted it"
-            )
+            waited = f"SparkApplication {name} still {state or 'pending'} after {timeout_seconds:.0f} s"
+            try:
+                api.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+            except ApiException as exc:  # e.g. a Role without `delete`: say so, and that it still runs
+                raise SparkApplicationError(
+                    f"{waited}; could not delete it (HTTP {exc.status} {exc.reason}): it is still running"
+                ) from None
+            raise SparkApplicationError(f"{waited}; deleted it")
         sleep(poll_seconds)

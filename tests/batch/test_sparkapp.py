@@ -1,5 +1,5 @@
-"""The SparkApplication the workflow creates: valid against the CRD, submitted and waited on through
-the real kubernetes client against a local fake of the CustomObjects API."""
+"""The SparkApplication the workflow creates: valid against the CRD, and the workflow's retry of a
+failed application through the real kubernetes client against a local fake of the CustomObjects API."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 from kubernetes import client
 
-from jobs.batch.sparkapp import SparkApplicationError, application_name, batch_application, submit_and_wait
+from jobs.batch.sparkapp import SparkApplicationError, application_name, batch_application
 from tests.batch.conftest import LoadSettings
 from tests.batch.fakes import FakeKube, serve_kube
 
@@ -73,50 +73,9 @@ def test_manifest_needs_an_image(make_settings: LoadSettings) -> None:
         batch_application(settings, name="x", arguments=["maintain"], run_id="r")
 
 
-def test_submit_and_wait_until_completed(make_settings: LoadSettings) -> None:
-    fake = FakeKube(states=["", "SUBMITTED", "RUNNING", "RUNNING", "COMPLETED"])
-    manifest = _manifest(make_settings)
-    with serve_kube(fake) as url:
-        state = submit_and_wait(_api(url), manifest, timeout_seconds=60, poll_seconds=5, sleep=lambda s: None)
-    assert state == "COMPLETED"
-    assert fake.gets == 5
-    assert manifest["metadata"]["name"] in fake.objects
-    assert fake.seen_auth == ["Bearer token"]
-
-
-def test_a_failed_application_fails_the_step(make_settings: LoadSettings) -> None:
-    fake = FakeKube(states=["RUNNING", "FAILED"])
-    with serve_kube(fake) as url, pytest.raises(SparkApplicationError, match="FAILED: boom"):
-        submit_and_wait(
-            _api(url), _manifest(make_settings), timeout_seconds=60, poll_seconds=1, sleep=lambda s: None
-        )
-
-
-def test_timeout_deletes_the_application(make_settings: LoadSettings) -> None:
-    fake = FakeKube(states=["RUNNING"])
-    now = [0.0]
-
-    def sleep(seconds: float) -> None:
-        now[0] += seconds
-
-    manifest = _manifest(make_settings)
-    with serve_kube(fake) as url, pytest.raises(SparkApplicationError, match="still RUNNING after 30 s"):
-        submit_and_wait(
-            _api(url), manifest, timeout_seconds=30, poll_seconds=10, sleep=sleep, clock=lambda: now[0]
-        )
-    assert fake.deleted == [manifest["metadata"]["name"]]
-
-
-def test_a_retried_step_reuses_its_existing_application(make_settings: LoadSettings) -> None:
-    fake = FakeKube(states=["COMPLETED"])
-    manifest = _manifest(make_settings)
-    with serve_kube(fake) as url:
-        api = _api(url)
-        submit_and_wait(api, manifest, timeout_seconds=5, poll_seconds=1, sleep=lambda s: None)
-        assert (
-            submit_and_wait(api, manifest, timeout_seconds=5, poll_seconds=1, sleep=lambda s: None)
-            == "COMPLETED"
-        )
+# submit_and_wait's success, failure, timeout-with-delete and retry paths run against a real API
+# server and the real spark-operator in tests/cluster/test_batch_runner.py. The workflow test below
+# keeps the fake: it scripts a failed first attempt, which the real operator cannot be told to do.
 
 
 def test_workflow_runs_the_spark_steps_as_applications_and_retries_a_failure(
