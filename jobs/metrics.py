@@ -17,6 +17,7 @@ Spark's own metrics (batch durations, state rows, input rates) come from its Pro
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 from typing import Any
 
@@ -69,6 +70,17 @@ DROPPED_LATE = Counter(
 WATERMARK = Gauge(
     f"{_NS}_watermark_seconds", "Event-time watermark per query (epoch seconds)", ["query"], registry=REGISTRY
 )
+# Seed §8.1/§8.2 "consumer lag": how far behind the wall clock the newest event a query's batch saw
+# is (Spark reports each batch's event-time max); the stream-lag alarm fires on it.
+STREAM_LAG = Gauge(
+    f"{_NS}_stream_lag_seconds",
+    "Seconds between now and the newest event time of a query's last batch",
+    ["query"],
+    registry=REGISTRY,
+)
+HOT_WRITES = Counter(
+    f"{_NS}_hot_store_writes", "Alerts written to the hot store (DynamoDB)", ["module_id"], registry=REGISTRY
+)
 REJECTED = Counter(
     f"{_NS}_detector_rows_rejected",
     "Detector output rows that could not be finished (dead-lettered)",
@@ -111,6 +123,13 @@ def record_batch(observed: dict[str, Any], query_id: str = "", *, onchain: bool 
         (ONCHAIN_QUALITY_SCORE if onchain else QUALITY_SCORE).set(counts["passed"] / processed * 100)
 
 
+def record_lag(query: str, newest_event: str | None, now: float) -> None:
+    """Export how far ``query``'s newest event is behind ``now`` (no event time in the batch: unchanged)."""
+    if newest_event:
+        newest = datetime.fromisoformat(newest_event.replace("Z", "+00:00")).timestamp()
+        STREAM_LAG.labels(query).set(max(0.0, now - newest))
+
+
 def record_late(query: str, query_id: str, dropped: int, watermark: str | None) -> None:
     """Count (and log) the rows one batch of ``query`` dropped behind its watermark; export the watermark."""
     if watermark:
@@ -145,7 +164,9 @@ class QualityListener(StreamingQueryListener):  # type: ignore[misc]
         if progress.name in (INGEST_QUERY, ONCHAIN_INGEST_QUERY):
             observed = {k: v.asDict() for k, v in progress.observedMetrics.items()}
             record_batch(observed, str(progress.id), onchain=progress.name == ONCHAIN_INGEST_QUERY)
-        watermark = (progress.eventTime or {}).get("watermark")
+        event_time = progress.eventTime or {}
+        record_lag(progress.name or "unnamed", event_time.get("max"), time.time())
+        watermark = event_time.get("watermark")
         record_late(
             progress.name or "unnamed",
             str(progress.id),

@@ -62,6 +62,8 @@ class AlertRouter:
         if alerts and self.hot is not None:
             try:
                 self.hot.write(alerts)  # waits out a short outage (hot_store.retry_seconds)
+                for module_id, n in Tally(a.module_id for a in alerts).items():
+                    metrics.HOT_WRITES.labels(module_id).inc(n)
                 if self.publisher is not None:
                     self.publisher.publish(alerts)  # once per alert_id, even across replays
             except CoattailError as exc:

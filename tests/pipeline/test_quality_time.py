@@ -214,6 +214,24 @@ def test_late_rows_are_counted_and_the_watermark_exported() -> None:
     assert watermark == datetime(2026, 1, 5, 12, 1, tzinfo=UTC).timestamp()
 
 
+def test_stream_lag_is_now_minus_the_newest_event_time() -> None:
+    newest = datetime(2026, 1, 5, 12, 0, tzinfo=UTC).timestamp()
+    metrics.record_lag("MOD-002", "2026-01-05T12:00:00.000Z", newest + 42.5)
+    assert (
+        metrics.REGISTRY.get_sample_value("coattail_pipeline_stream_lag_seconds", {"query": "MOD-002"})
+        == 42.5
+    )
+    metrics.record_lag("MOD-002", None, newest + 999)  # a batch without events keeps the last figure
+    metrics.record_lag("MOD-003", "2026-01-05T12:00:10.000Z", newest)  # clocks a little apart: never negative
+    assert (
+        metrics.REGISTRY.get_sample_value("coattail_pipeline_stream_lag_seconds", {"query": "MOD-002"})
+        == 42.5
+    )
+    assert (
+        metrics.REGISTRY.get_sample_value("coattail_pipeline_stream_lag_seconds", {"query": "MOD-003"}) == 0
+    )
+
+
 def test_a_row_finish_cannot_handle_is_dead_lettered_once(spark: Any, make_settings: Any) -> None:
     """The runner's side of finish_guarded: the batch goes on, the row lands in dead_letters (once)."""
     from jobs.framework.runner import PipelineRunner
