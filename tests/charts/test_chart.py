@@ -260,6 +260,8 @@ def test_monitoring_selects_real_targets() -> None:
         "CoattailStreamLagHigh",
         "CoattailConnectorNoTrades",
         "CoattailApi5xxRate",
+        "CoattailBatchFailed",
+        "CoattailBatchStale",
     }
 
 
