@@ -19,6 +19,11 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise SystemExit(code)
 
 
+def state_cell(answering: bool, pid: int | None) -> str:
+    """The state column of `coattail dev status` and `coattail dev cluster status` (rich markup)."""
+    return "[green]answering" if answering else ("[yellow]not answering" if pid else "[red]stopped")
+
+
 def run_cli(app: typer.Typer) -> None:
     """Run a typer app: a ConfigError is one line and exit 2, any other CoattailError one line and exit 1."""
     try:

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from coattail.cliutil import fail
+from coattail.cliutil import fail, state_cell
 from coattail.devservices import DevServices, ServiceError, ServiceInfo
 from coattail.devservices.cluster.cli import app as cluster_app
 from coattail.devservices.jars import MissingDependencyError
@@ -34,11 +34,7 @@ def _table(infos: dict[str, ServiceInfo]) -> Table:
     for column in ("service", "state", "address", "pid", "log"):
         table.add_column(column)
     for info in infos.values():
-        state = (
-            "[green]answering"
-            if info.answering
-            else ("[yellow]not answering" if info.pid else "[red]stopped")
-        )
+        state = state_cell(info.answering, info.pid)
         table.add_row(info.name, state, info.address or "-", str(info.pid or "-"), info.log)
     return table
 

@@ -33,6 +33,17 @@ PROFILES: dict[str, tuple[str, ...]] = {
     "stopped": ("values-eks.yaml", "ci/stopped-values.yaml"),
 }
 TIERS = ("small", "medium", "large")
+# The seed §8.2 alarms the chart's PrometheusRule raises (tests/charts and tests/monitoring).
+SEED_ALARMS = frozenset(
+    {
+        "CoattailQualityScoreLow",
+        "CoattailStreamLagHigh",
+        "CoattailConnectorNoTrades",
+        "CoattailApi5xxRate",
+        "CoattailBatchFailed",
+        "CoattailBatchStale",
+    }
+)
 # helm-unittest suites mirror the template tree: tests/<component>/<kind>_test.yaml.
 UNITTEST_GLOB = "tests/**/*_test.yaml"
 Doc = dict[str, Any]

@@ -19,6 +19,7 @@ from tests.charts.helpers import (
     KUBECONFORM,
     PROFILES,
     REPO,
+    SEED_ALARMS,
     TIERS,
     UNITTEST_GLOB,
     Doc,
@@ -255,14 +256,7 @@ def test_monitoring_selects_real_targets() -> None:
             )
     (rule,) = find(docs, "PrometheusRule")
     alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
-    assert alerts == {
-        "CoattailQualityScoreLow",
-        "CoattailStreamLagHigh",
-        "CoattailConnectorNoTrades",
-        "CoattailApi5xxRate",
-        "CoattailBatchFailed",
-        "CoattailBatchStale",
-    }
+    assert alerts == SEED_ALARMS
 
 
 def test_stop_switch() -> None:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from coattail.devservices.cluster import bin_dir
-from tests.charts.helpers import find, render
+from tests.charts.helpers import SEED_ALARMS, find, render
 from tests.monitoring.exported import exported
 from tests.monitoring.promql import metric_names
 
@@ -24,14 +24,6 @@ HERE = Path(__file__).resolve().parent
 PROMTOOL = bin_dir() / "promtool"
 # Profiles with monitoring on: eks turns it on, all-features switches on every optional template.
 PROFILES = ("eks", "all-features")
-SEED_ALARMS = {
-    "CoattailQualityScoreLow",
-    "CoattailStreamLagHigh",
-    "CoattailConnectorNoTrades",
-    "CoattailApi5xxRate",
-    "CoattailBatchFailed",
-    "CoattailBatchStale",
-}
 SEED_WIDGETS = (
     "Input rate",
     "Consumer lag",

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from coattail.cliutil import fail
+from coattail.cliutil import fail, state_cell
 from coattail.devservices.cluster.local import APP_NAMESPACE, ClusterError, ComponentInfo, LocalCluster
 from coattail.devservices.cluster.pki import PkiError
 from coattail.devservices.jars import MissingDependencyError
@@ -27,11 +27,7 @@ def _table(cluster: LocalCluster, infos: dict[str, ComponentInfo]) -> Table:
     for column in ("component", "state", "pid", "log"):
         table.add_column(column)
     for info in infos.values():
-        state = (
-            "[green]answering"
-            if info.answering
-            else ("[yellow]not answering" if info.pid else "[red]stopped")
-        )
+        state = state_cell(info.answering, info.pid)
         table.add_row(info.name, state, str(info.pid or "-"), info.log)
     return table
 
