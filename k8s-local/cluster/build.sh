@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the local control plane's binaries from the Go module proxy into .tools/cluster/bin:
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, spark-operator, promtool.
-# Versions: k8s-local/cluster/versions.env (and build/*/go.mod). A stamp keyed on those files means a
+# Versions: k8s-local/cluster/versions.env (and modules/*/go.mod). A stamp keyed on those files means a
 # second run only verifies the binaries answer `--version`; a cold build takes 10-25 min on 2 cores,
 # which is why scripts/test.sh runs it as its own step (`scripts/setup.sh cluster`).
 set -euo pipefail
@@ -41,14 +41,14 @@ build_kubernetes() {
     ld+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
   done
   log "cluster: building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl $v"
-  (cd "$HERE/build/kubernetes" && go build -trimpath -ldflags "$ld" -o "$BIN/" \
+  (cd "$HERE/modules/kubernetes" && go build -trimpath -ldflags "$ld" -o "$BIN/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl) || die "kubernetes build failed"
 }
 
 build_etcd() {
   log "cluster: building etcd $ETCD_VERSION"
-  (cd "$HERE/build/etcd" && go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3) \
+  (cd "$HERE/modules/etcd" && go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3) \
     || die "etcd build failed"
 }
 
@@ -83,7 +83,7 @@ fetch_monitoring_crds() {
 
 main() {
   local key
-  key="$(hash_files "$HERE/versions.env" "$HERE/build.sh" "$HERE"/build/*/go.mod "$HERE"/build/*/go.sum)"
+  key="$(hash_files "$HERE/versions.env" "$HERE/build.sh" "$HERE"/modules/*/go.mod "$HERE"/modules/*/go.sum)"
   if stamp_ok cluster "$key" && verify; then
     log "cluster: control-plane binaries present ($BIN)"; return
   fi
