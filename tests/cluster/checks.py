@@ -30,11 +30,18 @@ def leftovers(kube: Kube, namespace: str, keep: set[tuple[str, str]]) -> list[st
 
 def assert_release_healthy(kube: Kube, namespace: str) -> dict[str, int]:
     """Deployments available, their pods admitted and Running, Services with ready endpoints."""
-    deployments = kube.items("deployments", namespace)
-    assert deployments, "the release made no Deployment"
-    for d in deployments:
-        want = d["spec"]["replicas"]
-        assert d["status"].get("availableReplicas", 0) == want, f"{d['metadata']['name']}: {d['status']}"
+    assert kube.items("deployments", namespace), "the release made no Deployment"
+
+    def available() -> list[dict[str, Any]] | None:
+        # helm's --wait reads the ReplicaSets; the Deployment's own status can trail it by a sync.
+        found = kube.items("deployments", namespace)
+        return (
+            found
+            if all(d["status"].get("availableReplicas", 0) == d["spec"]["replicas"] for d in found)
+            else None
+        )
+
+    deployments = wait_until(available, what="every Deployment available", timeout=60)
     pods = kube.items("pods", namespace)
     running = [p for p in pods if p["status"].get("phase") == "Running"]
     expected = sum(d["spec"]["replicas"] for d in deployments)
