@@ -4,7 +4,6 @@
   behaviour that matters: ``X-MBX-USED-WEIGHT-1m``, a scripted 429 with ``Retry-After``, a 418 for
   any request that arrives while a Retry-After is still running, and scripted outages (HTTP 500).
 * :class:`Recorder` — accepts POSTs (Slack-style webhooks) and keeps their bodies.
-* :class:`FakeKube` — the few CustomObjects endpoints of SparkApplications the workflow uses.
 """
 
 from __future__ import annotations
@@ -162,83 +161,6 @@ def serve_recorder(recorder: Recorder) -> Iterator[str]:
     server.thread.start()
     try:
         yield server.url + "/hooks/batch"
-    finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()
-
-
-@dataclass
-class FakeKube:
-    """SparkApplications in memory; ``states`` is the applicationState sequence each GET walks through."""
-
-    states: list[str] = field(default_factory=lambda: ["SUBMITTED", "RUNNING", "COMPLETED"])
-    objects: dict[str, dict[str, Any]] = field(default_factory=dict)
-    gets: int = 0
-    deleted: list[str] = field(default_factory=list)
-    seen_auth: list[str] = field(default_factory=list)
-
-
-_PREFIX = "/apis/sparkoperator.k8s.io/v1beta2/namespaces/"
-
-
-@contextmanager
-def serve_kube(fake: FakeKube) -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
-        def _route(self) -> tuple[str, str | None] | None:
-            path = urlparse(self.path).path
-            if not path.startswith(_PREFIX):
-                return None
-            parts = path[len(_PREFIX) :].split("/")
-            if len(parts) == 2 and parts[1] == "sparkapplications":
-                return parts[0], None
-            if len(parts) == 3 and parts[1] == "sparkapplications":
-                return parts[0], parts[2]
-            return None
-
-        def do_POST(self) -> None:
-            fake.seen_auth.append(self.headers.get("Authorization", ""))
-            route = self._route()
-            if route is None or route[1] is not None:
-                send_json(self, 404, {}, {"kind": "Status", "code": 404})
-                return
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
-            name = body["metadata"]["name"]
-            if name in fake.objects:
-                send_json(self, 409, {}, {"kind": "Status", "code": 409, "reason": "AlreadyExists"})
-                return
-            body["metadata"]["namespace"] = route[0]
-            fake.objects[name] = body
-            send_json(self, 201, {}, body)
-
-        def do_GET(self) -> None:
-            route = self._route()
-            if route is None or route[1] not in fake.objects:
-                send_json(self, 404, {}, {"kind": "Status", "code": 404, "reason": "NotFound"})
-                return
-            obj = dict(fake.objects[route[1]])
-            state = fake.states[min(fake.gets, len(fake.states) - 1)]
-            fake.gets += 1
-            obj["status"] = {
-                "applicationState": {"state": state, "errorMessage": "" if state != "FAILED" else "boom"}
-            }
-            send_json(self, 200, {}, obj)
-
-        def do_DELETE(self) -> None:
-            route = self._route()
-            if route is None or route[1] not in fake.objects:
-                send_json(self, 404, {}, {"kind": "Status", "code": 404})
-                return
-            fake.deleted.append(route[1])
-            fake.objects.pop(route[1])
-            send_json(self, 200, {}, {"kind": "Status", "status": "Success"})
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = _Server(Handler)
-    server.thread.start()
-    try:
-        yield server.url
     finally:
         server.httpd.shutdown()
         server.httpd.server_close()

@@ -1,16 +1,14 @@
 """The batch runner's SparkApplication submit-and-wait (jobs/batch/sparkapp.py) against the real API
-server and operator, as the batch service account: success, failure and timeout-with-delete. kwok
-runs no containers, so the test plays the driver's container: it marks the driver pod Succeeded or
-Failed, and the operator turns that into the application's state, as it would on a real node."""
+server and operator, as the batch service account: success, failure and timeout-with-delete, the
+test playing the driver's container (tests/cluster/drivers.py)."""
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
 from coattail.settings import load_settings
 from jobs.batch.sparkapp import (
@@ -22,70 +20,14 @@ from jobs.batch.sparkapp import (
     submit_and_wait,
 )
 from tests.cluster.conftest import Release, wait_until
+from tests.cluster.drivers import api_as_batch, end_driver, on_cluster_overrides
 
 pytestmark = pytest.mark.cluster
-START, END = "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"
-
-
-def _api_as_batch(release: Release) -> Any:
-    api_client = config.new_client_from_config(str(release.kube.cluster.kubeconfig))
-    # Impersonated: the Role the chart gives the batch runner is what these calls get.
-    api_client.set_default_header(
-        "Impersonate-User", f"system:serviceaccount:{release.namespace}:coattail-batch"
-    )
-    return client.CustomObjectsApi(api_client)
 
 
 def _manifest(release: Release, name: str) -> dict[str, Any]:
-    settings = load_settings(
-        "small",
-        overrides={
-            "batch.reprocess_runner": "spark-operator",
-            "batch.spark_application.image": "registry.local/coattail/spark:dev",
-            "batch.spark_application.namespace": release.namespace,
-            "batch.spark_application.service_account": "coattail-spark",
-            "batch.spark_application.env_config_map": f"{release.name}-env",
-        },
-    )
+    settings = load_settings("small", overrides=on_cluster_overrides(release))
     return batch_application(settings, name=name, arguments=["maintain"], run_id=name)
-
-
-def _end_driver(release: Release, app: str, exit_code: int) -> None:
-    """Once the operator's driver pod runs, make its container exit with ``exit_code``."""
-    kube, ns = release.kube, release.namespace
-    pod = f"{app}-driver"
-    wait_until(
-        lambda: kube.kubectl("-n", ns, "get", "pod", pod, check=False).returncode == 0,
-        what=f"driver pod {pod}",
-        timeout=180,
-        every=1,
-    )
-    wait_until(
-        lambda: kube.get("pod", pod, "-n", ns)["status"].get("phase") == "Running", what=f"{pod} Running"
-    )
-    phase, reason = ("Succeeded", "Completed") if exit_code == 0 else ("Failed", "Error")
-    ended = {"exitCode": exit_code, "reason": reason, "startedAt": START, "finishedAt": END}
-    status = {
-        "phase": phase,
-        "containerStatuses": [
-            {
-                "name": "spark-kubernetes-driver", "ready": False, "restartCount": 0,
-                "image": "registry.local/coattail/spark:dev", "imageID": "",
-                "state": {"terminated": ended},
-            }
-        ],
-    }  # fmt: skip
-    kube.kubectl(
-        "-n",
-        ns,
-        "patch",
-        "pod",
-        pod,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": status}),
-    )
 
 
 def _run(
@@ -96,7 +38,7 @@ def _run(
     def wait() -> None:
         try:
             result["state"] = submit_and_wait(
-                _api_as_batch(release), _manifest(release, name), timeout_seconds=timeout, poll_seconds=1
+                api_as_batch(release), _manifest(release, name), timeout_seconds=timeout, poll_seconds=1
             )
         except Exception as exc:
             result["error"] = exc
@@ -104,7 +46,7 @@ def _run(
     waiter = threading.Thread(target=wait)
     waiter.start()
     if exit_code is not None:
-        _end_driver(release, name, exit_code)
+        end_driver(release, name, exit_code)
     waiter.join(timeout + 60)
     assert not waiter.is_alive(), "submit_and_wait did not return"
     if not keep:
@@ -123,7 +65,7 @@ def test_a_completed_application_succeeds_and_a_retry_reuses_it(release: Release
     assert state == "COMPLETED"
     # A retried step finds its own application already there (HTTP 409) and reads its state.
     manifest = _manifest(release, "batch-ok")
-    again = submit_and_wait(_api_as_batch(release), manifest, timeout_seconds=30, poll_seconds=1)
+    again = submit_and_wait(api_as_batch(release), manifest, timeout_seconds=30, poll_seconds=1)
     assert again == "COMPLETED"
     _delete(release, "batch-ok")
 
@@ -138,7 +80,7 @@ def test_a_timeout_deletes_the_application_and_its_driver(release: Release) -> N
     state, error = _run(release, "batch-stuck", exit_code=None, timeout=20)
     assert isinstance(error, SparkApplicationError), (state, error)
     assert "deleted it" in str(error)
-    api = _api_as_batch(release)
+    api = api_as_batch(release)
     with pytest.raises(client.exceptions.ApiException) as gone:
         api.get_namespaced_custom_object(GROUP, VERSION, release.namespace, PLURAL, "batch-stuck")
     assert gone.value.status == 404
