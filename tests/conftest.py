@@ -2,8 +2,8 @@
 
 Real servers, never mocks of our own code: ``kafka_bootstrap`` and ``dynamodb_endpoint`` come from
 KAFKA_BOOTSTRAP_SERVERS / DYNAMODB_ENDPOINT when set, otherwise the suite starts its own broker and
-DynamoDB Local with the same code as `coattail dev up`, in a private state folder, and stops them
-at the end of the session.
+DynamoDB Local with the same code as `coattail dev up`, in a state folder of the suite's own, and
+stops them at the end of the session (or at the start of the next, after a killed run).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from coattail.devservices import DevServices
+from tests.sessionstate import session_state
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +26,10 @@ def _dev_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServi
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and os.environ.get("DYNAMODB_ENDPOINT"):
         yield None
         return
-    services = DevServices(tmp_path_factory.mktemp("dev-state"), in_memory_dynamodb=True)
+    state = session_state("dev-services", tmp_path_factory)
+    if state.fixed:
+        DevServices(state.path).down(wipe=True)  # what a killed run left running, and its data
+    services = DevServices(state.path, in_memory_dynamodb=True)
     services.up()
     try:
         yield services

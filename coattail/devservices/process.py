@@ -38,16 +38,36 @@ def spawn(argv: list[str], log_path: Path, pid_path: Path, env: dict[str, str] |
             start_new_session=True,  # its own process group: `down` kills the JVM and any children
             env={**os.environ, **(env or {})},
         )
-    pid_path.write_text(str(proc.pid))
+    pid_path.write_text(f"{proc.pid} {_start_time(proc.pid) or ''}".strip())
     return proc.pid
 
 
 def read_pid(pid_path: Path) -> int | None:
+    """The pid in ``pid_path`` if that process still runs: not when the pid has since been reused by
+    another process (its start time differs from the one recorded), as after a reboot."""
     try:
-        pid = int(pid_path.read_text().strip())
-    except (OSError, ValueError):
+        fields = pid_path.read_text().split()
+        pid = int(fields[0])
+    except (OSError, ValueError, IndexError):
         return None
-    return pid if alive(pid) else None
+    if not alive(pid):
+        return None
+    recorded = fields[1] if len(fields) > 1 else None
+    current = _start_time(pid)
+    if recorded and current and recorded != current:
+        return None
+    return pid
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux /proc), or None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 22; the command name (field 2) is in parentheses and may hold spaces.
+    after_name = stat.rsplit(")", 1)[-1].split()
+    return after_name[19] if len(after_name) > 19 else None
 
 
 def alive(pid: int) -> bool:

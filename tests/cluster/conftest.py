@@ -18,6 +18,7 @@ import pytest
 from coattail.devservices.cluster import LocalCluster, bin_dir
 from coattail.devservices.cluster.manifests import restricted_namespace
 from tests.charts.helpers import CHART, HELM, PROFILES, helm_env
+from tests.sessionstate import session_state
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -106,7 +107,10 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
     if not (bin_dir() / "kube-apiserver").is_file():
         pytest.fail("no control-plane binaries in .tools/cluster/bin: run `bash scripts/setup.sh cluster`")
     # Laid out as `coattail dev cluster` lays it out under COATTAIL_STATE_DIR, so the CLI can be asked too.
-    cluster = LocalCluster(tmp_path_factory.mktemp("state") / "cluster")
+    state = session_state("cluster-state", tmp_path_factory)
+    cluster = LocalCluster(state.path / "cluster")
+    if state.fixed:
+        cluster.down(wipe=True)  # what a killed run left running, and its etcd data
     try:
         cluster.up()
         yield Kube(cluster)
