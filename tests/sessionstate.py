@@ -9,7 +9,8 @@ from typing import IO
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from coattail.settings.paths import REPO_ROOT
+
 _HELD: list[IO[str]] = []  # open for the whole session: the OS drops the locks when the process ends
 
 
